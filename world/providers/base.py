@@ -1,0 +1,130 @@
+"""The provider protocol: plan a scene, render it (with progress), download it, summarise it.
+
+A provider never retries a call that starts paid work; it maps every upstream error to a
+ProviderError whose message is safe to show anyone (no key fragments, no billing details).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from world.types import Credentials
+
+
+class ProviderError(Exception):
+    """An upstream failure, mapped to a code and one public-safe sentence."""
+
+    # codes: invalid_key, quota, rate_limited, permission, blocked, timeout, unavailable,
+    # not_found, bad_output, provider_error
+    def __init__(self, code: str, message: str, *, retryable: bool = True) -> None:
+        self.code = code
+        self.public_message = message
+        self.retryable = retryable
+        super().__init__(f"{code}: {message}")
+
+    @property
+    def releases_claim(self) -> bool:
+        """Key problems put the branch back to unexplored instead of marking it failed."""
+        return self.code in {"invalid_key", "quota", "permission", "rate_limited"}
+
+
+@dataclass(frozen=True)
+class PlanChoice:
+    label: str
+    short_label: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    title: str
+    narration: str
+    video_prompt: str
+    choices: tuple[PlanChoice, ...]
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """One earlier scene on the way to the branch being planned."""
+
+    path: str
+    title: str
+    choice_taken: str | None  # the label chosen in this scene to go on (None for the last)
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    world_id: str
+    base_prompt: str
+    guidance: str
+    path: str
+    depth: int
+    video_seconds: int
+    model: str
+    history: tuple[StepContext, ...] = ()
+    parent_summary: str | None = None
+    parent_video_prompt: str | None = None
+    chosen_choice: str | None = None  # None for the opening scene
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    world_id: str
+    path: str
+    prompt: str
+    title: str
+    model: str
+    size: str
+    seconds: int
+    reference_image: bytes | None = field(default=None, repr=False)  # PNG of the parent's last frame
+
+
+@dataclass(frozen=True)
+class RenderStatus:
+    """One observation of a running render; `done` when completed, raises on failure."""
+
+    progress: int
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class SummaryRequest:
+    world_id: str
+    base_prompt: str
+    model: str
+    previous_summary: str | None
+    narration: str
+    choices: tuple[str, ...]
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: str
+    needs_key: bool
+
+    async def validate_key(self, credentials: Credentials | None) -> None:
+        """Cheap check that spends nothing; raises ProviderError(invalid_key, ...)."""
+
+    async def plan(self, request: PlanRequest, credentials: Credentials | None) -> Plan:
+        """Plan the scene; raises ProviderError."""
+
+    async def start_render(self, request: RenderRequest, credentials: Credentials | None) -> str:
+        """Start paid work and return the provider's job id. Never retried automatically."""
+
+    def watch_render(
+        self, job_id: str, credentials: Credentials | None
+    ) -> AsyncIterator[RenderStatus]:
+        """Yield progress until the render is done; raises ProviderError if it failed."""
+
+    async def download(
+        self, job_id: str, credentials: Credentials | None, destination: Path
+    ) -> int:
+        """Stream the finished clip to `destination`; return its size in bytes."""
+
+    async def summarise(self, request: SummaryRequest, credentials: Credentials | None) -> str:
+        """<= 3 short bullets of evolving world state; raises ProviderError."""
+
+    async def close(self) -> None:
+        """Release connections."""
