@@ -1,0 +1,108 @@
+"""`shared-world check`: one line per check, ok or what to fix; exit 1 on any failure."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from world.db import Database, SchemaOutdated, redacted_url
+from world.settings import Settings
+
+REQUIRED_PERMISSIONS = {
+    # Exactly what the bot uses: see the README's permission table.
+    "View Channels": 1 << 10,
+    "Send Messages": 1 << 11,
+    "Embed Links": 1 << 14,
+    "Attach Files": 1 << 15,
+    "Read Message History": 1 << 16,
+}
+
+
+def invite_url(application_id: int | str = "YOUR_APPLICATION_ID") -> str:
+    permissions = sum(REQUIRED_PERMISSIONS.values())
+    return (
+        "https://discord.com/oauth2/authorize"
+        f"?client_id={application_id}&scope=bot+applications.commands&permissions={permissions}"
+    )
+
+
+async def run_checks(settings: Settings, *, echo: Callable[[str], None] = print) -> int:
+    failures = 0
+
+    async def check(name: str, probe: Callable[[], Awaitable[str]]) -> None:
+        nonlocal failures
+        try:
+            detail = await probe()
+            echo(f"ok    {name}: {detail}")
+        except Exception as exc:
+            failures += 1
+            echo(f"FAIL  {name}: {_plain(exc)}")
+
+    async def settings_probe() -> str:
+        worlds = ", ".join(f"{w.id} ({w.provider})" for w in settings.worlds)
+        return f"valid; worlds: {worlds}"
+
+    async def database_probe() -> str:
+        db = Database(settings.database.url)
+        try:
+            await db.require_current_schema()
+            return f"reachable and migrated ({redacted_url(settings.database.url)})"
+        except SchemaOutdated:
+            raise
+        except Exception as exc:
+            raise RuntimeError(
+                f"cannot reach {redacted_url(settings.database.url)} ({type(exc).__name__}); "
+                "check DATABASE_URL and that the server is running"
+            ) from exc
+        finally:
+            await db.close()
+
+    async def storage_probe() -> str:
+        from storage.factory import build_store
+
+        store = build_store(settings.storage)
+        try:
+            await store.check()
+            url = store.url_for("worlds/check/probe.mp4")
+            how = "no public URL (clips are uploaded to Discord)" if url is None else "URLs ok"
+            return f"{settings.storage.backend} storage writable; {how}"
+        finally:
+            with contextlib.suppress(Exception):
+                await store.close()
+
+    async def provider_probe() -> str:
+        lines = []
+        for world in settings.worlds:
+            if world.provider == "offline":
+                lines.append(f"{world.id}: offline (free title cards)")
+            elif world.provider == "openai":
+                lines.append(
+                    f"{world.id}: openai at {settings.providers.openai_base_url}, "
+                    f"video model {world.video_model}; members bring their own keys"
+                )
+            else:
+                lines.append(
+                    f"{world.id}: gemini, video model {world.video_model}; members bring keys"
+                )
+        return "; ".join(lines)
+
+    async def discord_probe() -> str:
+        if not settings.discord.token:
+            raise RuntimeError(
+                "DISCORD_TOKEN is not set; create a bot at https://discord.com/developers/"
+                "applications and export its token"
+            )
+        return "token set"
+
+    await check("settings", settings_probe)
+    await check("database", database_probe)
+    await check("storage", storage_probe)
+    await check("providers", provider_probe)
+    await check("discord", discord_probe)
+    echo(f"invite: {invite_url()}")
+    return 1 if failures else 0
+
+
+def _plain(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
