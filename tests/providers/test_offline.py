@@ -1,0 +1,376 @@
+"""The offline provider: contract-abiding local plans, restartable renders, real clips."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from world.media import probe
+from world.providers import build_provider
+from world.providers.base import (
+    Plan,
+    PlanRequest,
+    Provider,
+    ProviderError,
+    RenderRequest,
+    RenderStatus,
+    SummaryRequest,
+)
+from world.providers.offline import OfflineProvider
+from world.settings import DEFAULT_BASE_PROMPT, DEFAULT_GUIDANCE, ProviderSettings, WorldSettings
+from world.types import Credentials
+
+FAST = ProviderSettings(
+    offline_render_seconds=0.2, offline_clip_seconds=1, offline_width=160, offline_height=90
+)
+SLOW = ProviderSettings(offline_render_seconds=60.0, offline_clip_seconds=1)
+FINAL_FRAME = "starting from the previous scene's final frame"
+
+
+@pytest.fixture
+def jobs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "offline-jobs"
+
+
+@pytest.fixture
+def provider(jobs_dir: Path) -> OfflineProvider:
+    return OfflineProvider(FAST, jobs_dir)
+
+
+def plan_request(
+    path: str, chosen: str | None, *, world_id: str = "default", seconds: int = 8
+) -> PlanRequest:
+    return PlanRequest(
+        world_id=world_id,
+        base_prompt=DEFAULT_BASE_PROMPT,
+        guidance=DEFAULT_GUIDANCE,
+        path=path,
+        depth=len(path.split("/")) if path else 0,
+        video_seconds=seconds,
+        model="local",
+        chosen_choice=chosen,
+    )
+
+
+def render_request(prompt: str = "The Courier leaps through a portal.") -> RenderRequest:
+    return RenderRequest(
+        world_id="default",
+        path="0/1",
+        prompt=prompt,
+        title="Shardfall in the Clockwork Jungle",
+        model="local",
+        size="1280x720",
+        seconds=8,
+    )
+
+
+async def walk(provider: OfflineProvider, path: str, *, world_id: str = "default") -> Plan:
+    """Plan every scene from the root down to `path`, passing the choice taken each time."""
+    plan = await provider.plan(plan_request("", None, world_id=world_id), None)
+    so_far: list[str] = []
+    for part in path.split("/") if path else []:
+        chosen = plan.choices[int(part)].label
+        so_far.append(part)
+        plan = await provider.plan(plan_request("/".join(so_far), chosen, world_id=world_id), None)
+    return plan
+
+
+def all_paths(depth: int) -> list[str]:
+    paths = [""]
+    frontier = [""]
+    for _ in range(depth):
+        frontier = [f"{p}/{i}" if p else str(i) for p in frontier for i in range(3)]
+        paths.extend(frontier)
+    return paths
+
+
+def sentences(text: str) -> int:
+    return len(re.findall(r"[.!?](?:\s|$)", text))
+
+
+def assert_contract(plan: Plan, *, root: bool, seconds: int = 8) -> None:
+    assert plan.title.strip() and len(plan.title.split()) <= 8
+    assert plan.narration.strip() and len(plan.narration.split()) <= 120
+    assert 2 <= sentences(plan.narration) <= 4, plan.narration
+    assert len(plan.choices) == 3
+    labels = [c.label for c in plan.choices]
+    shorts = [c.short_label for c in plan.choices]
+    assert len({label.lower() for label in labels}) == 3
+    assert len({short.lower() for short in shorts}) == 3
+    assert len({label.split()[0].lower() for label in labels}) == 3, labels  # different moves
+    for choice in plan.choices:
+        assert 1 <= len(choice.label.split()) <= 22, choice.label
+        assert 1 <= len(choice.short_label.split()) <= 12, choice.short_label
+        assert "missing choice" not in choice.label.lower()
+    assert f"{seconds}-second" in plan.video_prompt
+    assert (FINAL_FRAME in plan.video_prompt) is not root
+    assert "Context (not visible in video, only for AI guidance):" in plan.video_prompt
+
+
+# --------------------------------------------------------------------------- protocol, keys
+
+
+async def test_is_a_keyless_provider(provider: OfflineProvider) -> None:
+    assert isinstance(provider, Provider)
+    assert provider.name == "offline"
+    assert provider.needs_key is False
+    await provider.validate_key(None)
+    await provider.validate_key(Credentials("anything at all"))
+    await provider.close()
+
+
+def test_build_provider(tmp_path: Path) -> None:
+    built = build_provider(WorldSettings(id="default"), FAST, tmp_path)
+    assert isinstance(built, OfflineProvider)
+    assert built.jobs_dir == tmp_path / "offline-jobs"
+    for name in ("openai", "gemini"):
+        with pytest.raises(NotImplementedError, match=f"The {name} provider is not available"):
+            build_provider(WorldSettings(id="default", provider=name), FAST, tmp_path)
+
+
+# --------------------------------------------------------------------------- planning
+
+
+async def test_root_plan_opens_at_the_nexus_gate(provider: OfflineProvider) -> None:
+    plan = await provider.plan(plan_request("", None), None)
+    assert_contract(plan, root=True)
+    assert "Nexus Gate" in plan.narration
+    assert "portals" in plan.narration and "Three" in plan.narration
+    assert "portals" in plan.video_prompt
+    assert all("portal" in c.label for c in plan.choices)
+
+
+async def test_every_plan_to_depth_three_keeps_the_contract(provider: OfflineProvider) -> None:
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    for path in all_paths(3):
+        plan = await walk(provider, path)
+        assert_contract(plan, root=path == "")
+        seen.add((plan.narration, tuple(c.label for c in plan.choices)))
+    assert len(seen) == len(all_paths(3))  # every path plans differently
+
+
+async def test_children_do_not_repeat_their_parents_choices(provider: OfflineProvider) -> None:
+    for path in all_paths(3)[1:]:
+        parent_path = path.rpartition("/")[0]
+        parent = await walk(provider, parent_path)
+        child = await walk(provider, path)
+        assert not {c.label for c in parent.choices} & {c.label for c in child.choices}
+
+
+async def test_deep_paths_keep_the_contract(provider: OfflineProvider) -> None:
+    for path in ("/".join(["2", "0", "1"] * 16 + ["2", "2"]), "/".join(["1"] * 50)):
+        plan = await walk(provider, path)
+        assert_contract(plan, root=False)
+    short = await provider.plan(plan_request("0/1", "Leap", seconds=4), None)
+    assert_contract(short, root=False, seconds=4)
+
+
+async def test_plans_are_deterministic_per_path(jobs_dir: Path) -> None:
+    one = OfflineProvider(FAST, jobs_dir)
+    two = OfflineProvider(FAST, jobs_dir)
+    for path in ("", "0", "2/1/0"):
+        assert await walk(one, path) == await walk(two, path)
+    assert await walk(one, "0/1") != await walk(one, "1/0")
+    assert await walk(one, "0") != await walk(one, "1")
+    root_a = await walk(one, "", world_id="alpha")
+    root_b = await walk(one, "", world_id="beta")
+    assert root_a.choices != root_b.choices
+
+
+async def test_child_narration_follows_the_chosen_choice(provider: OfflineProvider) -> None:
+    root = await walk(provider, "")
+    child = await provider.plan(plan_request("2", root.choices[2].label), None)
+    first_words = " ".join(root.choices[2].label.split()[:4]).lower()
+    assert first_words in child.narration.lower()
+    assert first_words in child.video_prompt.lower()
+
+
+async def test_blockme_choice_is_blocked(provider: OfflineProvider) -> None:
+    with pytest.raises(ProviderError) as caught:
+        await provider.plan(plan_request("1", "Open the BLOCKME door"), None)
+    assert caught.value.code == "blocked"
+    assert caught.value.retryable is False
+    assert caught.value.public_message == "The provider refused to render this scene."
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+async def test_render_progress_is_monotonic_and_ends_done(
+    provider: OfflineProvider, jobs_dir: Path, tmp_path: Path
+) -> None:
+    job_id = await provider.start_render(render_request(), None)
+    assert re.fullmatch(r"offline-[0-9a-f]{32}", job_id)
+    assert provider.render_starts == 1
+    spec = json.loads((jobs_dir / f"{job_id}.json").read_text())
+    assert spec["prompt"] == render_request().prompt and spec["title"]
+    statuses = [s async for s in provider.watch_render(job_id, None)]
+    progress = [s.progress for s in statuses]
+    assert progress == sorted(progress)
+    assert all(0 <= p <= 100 for p in progress)
+    assert statuses[-1] == RenderStatus(100, done=True)
+    assert not any(s.done for s in statuses[:-1])
+    size = await provider.download(job_id, None, tmp_path / "clip.mp4")
+    info = probe(tmp_path / "clip.mp4")
+    assert size == (tmp_path / "clip.mp4").stat().st_size
+    assert (info.width, info.height, info.codec) == (160, 90, "h264")
+    assert info.duration_seconds == pytest.approx(1, abs=0.1)
+
+
+async def test_render_resumes_after_a_restart(jobs_dir: Path, tmp_path: Path) -> None:
+    before = OfflineProvider(FAST, jobs_dir)
+    job_id = await before.start_render(render_request(), None)
+    watching = before.watch_render(job_id, None)
+    first = await anext(watching)
+    assert not first.done
+    await watching.aclose()  # the process "dies" mid-render
+
+    after = OfflineProvider(FAST, jobs_dir)
+    statuses = [s async for s in after.watch_render(job_id, None)]
+    assert statuses[-1].done
+    assert await after.download(job_id, None, tmp_path / "resumed.mp4") > 0
+    assert probe(tmp_path / "resumed.mp4").codec == "h264"
+    assert (before.render_starts, after.render_starts) == (1, 0)
+    assert len(list(jobs_dir.glob("*.json"))) == 1  # no new render was started
+
+
+def _age_job(jobs_dir: Path, job_id: str, seconds: float) -> None:
+    spec_path = jobs_dir / f"{job_id}.json"
+    spec = json.loads(spec_path.read_text())
+    spec["created"] = time.time() - seconds
+    spec_path.write_text(json.dumps(spec))
+
+
+async def test_resumed_watch_continues_from_the_jobs_creation(jobs_dir: Path) -> None:
+    starter = OfflineProvider(SLOW, jobs_dir)
+    job_id = await starter.start_render(render_request(), None)
+    _age_job(jobs_dir, job_id, 30.0)  # half of the 60 s render happened before the restart
+    watching = OfflineProvider(SLOW, jobs_dir).watch_render(job_id, None)
+    first = await anext(watching)
+    await watching.aclose()
+    assert 50 <= first.progress < 100 and not first.done
+
+    _age_job(jobs_dir, job_id, 120.0)  # the render finished while nobody was watching
+    statuses = [s async for s in OfflineProvider(SLOW, jobs_dir).watch_render(job_id, None)]
+    assert statuses == [RenderStatus(100, done=True)]
+
+
+async def test_download_before_the_render_is_done_is_refused(
+    jobs_dir: Path, tmp_path: Path
+) -> None:
+    slow = OfflineProvider(SLOW, jobs_dir)
+    job_id = await slow.start_render(render_request(), None)
+    with pytest.raises(ProviderError) as caught:
+        await slow.download(job_id, None, tmp_path / "early.mp4")
+    assert caught.value.code == "provider_error"
+    assert not (tmp_path / "early.mp4").exists()
+
+
+async def test_shared_jobs_dir_counts_renders_across_instances(jobs_dir: Path) -> None:
+    one = OfflineProvider(FAST, jobs_dir)
+    two = OfflineProvider(FAST, jobs_dir)
+    ids = {
+        await one.start_render(render_request(), None),
+        await two.start_render(render_request(), None),
+        await two.start_render(render_request(), None),
+    }
+    assert len(ids) == 3
+    assert (one.render_starts, two.render_starts) == (1, 2)
+    assert len(list(jobs_dir.glob("*.json"))) == 3
+    assert not [p for p in jobs_dir.iterdir() if p.name.startswith(".")]
+
+
+async def test_watch_can_be_cancelled(jobs_dir: Path) -> None:
+    slow = OfflineProvider(SLOW, jobs_dir)
+    job_id = await slow.start_render(render_request(), None)
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async for _status in slow.watch_render(job_id, None):
+            started.set()
+
+    task = asyncio.create_task(consume())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_failme_render_fails_halfway_as_blocked(
+    provider: OfflineProvider, tmp_path: Path
+) -> None:
+    job_id = await provider.start_render(render_request("A scene that will FAILME."), None)
+    seen: list[RenderStatus] = []
+    with pytest.raises(ProviderError) as caught:
+        async for status in provider.watch_render(job_id, None):
+            seen.append(status)
+    assert caught.value.code == "blocked"
+    assert caught.value.retryable is False
+    assert caught.value.releases_claim is False
+    assert caught.value.public_message == "The provider refused to render this scene."
+    assert all(not s.done and s.progress < 50 for s in seen)
+    with pytest.raises(ProviderError) as again:
+        await provider.download(job_id, None, tmp_path / "never.mp4")
+    assert again.value.code == "blocked"
+
+
+@pytest.mark.parametrize("job_id", ["offline-" + "0" * 32, "../../etc/passwd", ""])
+async def test_unknown_jobs_are_not_found(
+    provider: OfflineProvider, tmp_path: Path, job_id: str
+) -> None:
+    with pytest.raises(ProviderError) as watched:
+        async for _status in provider.watch_render(job_id, None):
+            pass
+    assert watched.value.code == "not_found"
+    with pytest.raises(ProviderError) as downloaded:
+        await provider.download(job_id, None, tmp_path / "missing.mp4")
+    assert downloaded.value.code == "not_found"
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def assert_bullets(summary: str) -> list[str]:
+    lines = summary.splitlines()
+    assert 1 <= len(lines) <= 3
+    for line in lines:
+        assert line.startswith("- ") and not line.startswith("- -"), line
+        assert len(line) < 160
+    return lines
+
+
+async def test_summaries_are_three_short_bullets(provider: OfflineProvider) -> None:
+    root = await walk(provider, "")
+    first = await provider.summarise(
+        SummaryRequest(
+            world_id="default",
+            base_prompt=DEFAULT_BASE_PROMPT,
+            model="local",
+            previous_summary=None,
+            narration=root.narration,
+            choices=tuple(c.label for c in root.choices),
+        ),
+        None,
+    )
+    assert len(assert_bullets(first)) == 3
+
+    child = await walk(provider, "1")
+    second = await provider.summarise(
+        SummaryRequest(
+            world_id="default",
+            base_prompt=DEFAULT_BASE_PROMPT,
+            model="local",
+            previous_summary="- - " + "a very long earlier bullet " * 20 + "\n- * another",
+            narration=child.narration,
+            choices=tuple(c.label for c in child.choices),
+        ),
+        None,
+    )
+    lines = assert_bullets(second)
+    assert any("Earlier:" in line for line in lines)
+    assert second != first
