@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from storage.base import AssetStore, StorageError
 from world import paths, scenes
 from world.db import Database
 from world.media import extract_last_frame_png
@@ -35,7 +36,6 @@ from world.providers.base import (
 )
 from world.settings import GenerationSettings, WorldSettings
 from world.types import Credentials, SceneEvent, Status
-from storage.base import AssetStore, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +183,7 @@ class GenerationJob:
         if job_id is None:
             job_id = await self._start_render(plan, family)
         else:
-            log.info(
-                "resuming world=%s path=%s provider_job=%s", self.world_id, self.path, job_id
-            )
+            log.info("resuming world=%s path=%s provider_job=%s", self.world_id, self.path, job_id)
         spool = self._spool_path(job_id)
         if not spool.exists():
             async for status in self.ctx.provider.watch_render(job_id, self._credentials):

@@ -34,7 +34,9 @@ async def upsert_world(session: AsyncSession, values: dict[str, Any]) -> None:
     await session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=updates))
 
 
-async def load_paths(session: AsyncSession, world_id: str, wanted: Sequence[str]) -> dict[str, Scene]:
+async def load_paths(
+    session: AsyncSession, world_id: str, wanted: Sequence[str]
+) -> dict[str, Scene]:
     """One indexed query for a set of paths of one world."""
     rows = await session.scalars(
         select(Scene).where(Scene.world_id == world_id, Scene.path.in_(list(wanted)))

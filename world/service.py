@@ -206,7 +206,9 @@ class WorldService:
                 raise InvalidBranch("That branch cannot be reached yet: its scene comes first.")
         scene = rows.get(path)
         if scene is None:
-            label = _parent_choice_label(rows.get(parent_path) if parent_path is not None else None, path)
+            label = _parent_choice_label(
+                rows.get(parent_path) if parent_path is not None else None, path
+            )
             return SceneView(
                 world_id=world_id,
                 path=path,
@@ -217,7 +219,9 @@ class WorldService:
             )
         return self._scene_view(world, scene, rows)
 
-    def _scene_view(self, world: WorldSettings, scene: Scene, rows: Mapping[str, Scene]) -> SceneView:
+    def _scene_view(
+        self, world: WorldSettings, scene: Scene, rows: Mapping[str, Scene]
+    ) -> SceneView:
         choices: list[ChoiceView] = []
         if scene.status == Status.READY.value and scene.choices:
             for index, choice in enumerate(scene.choices):
@@ -309,7 +313,9 @@ class WorldService:
         except ServiceError as exc:
             return _refused(world_id, path, "invalid", str(exc))
         if self._closing:
-            return _refused(world_id, path, "shutting_down", "The bot is restarting; try again in a minute.")
+            return _refused(
+                world_id, path, "shutting_down", "The bot is restarting; try again in a minute."
+            )
         key = (world_id, path)
         if key in self._ready_cache:
             return ClaimResult(ClaimOutcome.READY, world_id, path, progress=100)
@@ -319,9 +325,15 @@ class WorldService:
 
         async with self.locks.hold(key):
             recent = self._recent.get(key)
-            if recent is not None and time.monotonic() - recent[0] < RECENT_CLAIM_SECONDS and not retry:
+            if (
+                recent is not None
+                and time.monotonic() - recent[0] < RECENT_CLAIM_SECONDS
+                and not retry
+            ):
                 return recent[1]
-            result = await self._claim_in_database(world, path, credentials, contributor, retry=retry)
+            result = await self._claim_in_database(
+                world, path, credentials, contributor, retry=retry
+            )
             if result.outcome is not ClaimOutcome.REFUSED:
                 shared = ClaimResult(result.outcome, world_id, path, progress=result.progress)
                 self._recent[key] = (time.monotonic(), shared)
@@ -351,11 +363,16 @@ class WorldService:
             if parent_path is not None:
                 if parent is None or parent.status != Status.READY.value:
                     return _refused(
-                        world_id, path, "parent_not_ready", "The scene before this one does not exist yet."
+                        world_id,
+                        path,
+                        "parent_not_ready",
+                        "The scene before this one does not exist yet.",
                     )
                 index = paths.last_index(path)
                 if index is None or not parent.choices or index >= len(parent.choices):
-                    return _refused(world_id, path, "invalid", "That choice does not exist in this scene.")
+                    return _refused(
+                        world_id, path, "invalid", "That choice does not exist in this scene."
+                    )
             scene = rows.get(path)
             if scene is not None:
                 early = self._existing_outcome(scene, retry=retry)
@@ -379,7 +396,9 @@ class WorldService:
             if not won:
                 current = (await scenes.load_paths(session, world_id, [path]))[path]
                 early = self._existing_outcome(current, retry=retry)
-                return early or ClaimResult(ClaimOutcome.QUEUED, world_id, path, progress=current.progress)
+                return early or ClaimResult(
+                    ClaimOutcome.QUEUED, world_id, path, progress=current.progress
+                )
         log.info("claimed world=%s path=%s retry=%s", world_id, path, retry)
         self._start_job(world, path, token, credentials, hashed)
         return ClaimResult(ClaimOutcome.QUEUED, world_id, path, progress=0, claimed_by_caller=True)
@@ -393,7 +412,11 @@ class WorldService:
             return ClaimResult(ClaimOutcome.QUEUED, world_id, path, progress=scene.progress)
         if retry and scene.status != Status.FAILED.value:
             return _refused(world_id, path, "not_failed", "Only a failed branch can be retried.")
-        if not retry and scene.status == Status.FAILED.value and scene.failure_code in FINAL_FAILURES:
+        if (
+            not retry
+            and scene.status == Status.FAILED.value
+            and scene.failure_code in FINAL_FAILURES
+        ):
             return _refused(
                 world_id,
                 path,
@@ -424,7 +447,9 @@ class WorldService:
             generation=self.settings.generation,
             publish=self._publish,
         )
-        job = GenerationJob(ctx, path=path, token=token, credentials=credentials, contributor=contributor)
+        job = GenerationJob(
+            ctx, path=path, token=token, credentials=credentials, contributor=contributor
+        )
         self._jobs[token] = job
         self._running_paths[(world.id, path)] = token
         task = asyncio.create_task(self._run_job(job), name=f"generate {world.id}/{path}")

@@ -235,7 +235,9 @@ def _normalise_summary_model(value: str | None) -> str | None:
     return None if value.strip().lower() in {"", "none", "off", "disabled"} else value.strip()
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
     """Read `config.toml` (or `path`) and apply environment overrides; raise SettingsError."""
     env = os.environ if env is None else env
     loader = _Loader()
@@ -281,8 +283,12 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
         loader.problems.append("worlds: expected a list of [[worlds]] tables.")
         worlds_raw = []
     worlds = [
-        loader.build(WorldSettings, f"worlds[{i}]", {k: v for k, v in w.items() if k != "id"},
-                     id=str(w.get("id", "")))
+        loader.build(
+            WorldSettings,
+            f"worlds[{i}]",
+            {k: v for k, v in w.items() if k != "id"},
+            id=str(w.get("id", "")),
+        )
         for i, w in enumerate(worlds_raw)
         if isinstance(w, Mapping)
     ]
@@ -307,7 +313,9 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
     if overrides:
         default = replace(default, **overrides)
     worlds[0] = replace(default, summary_model=_normalise_summary_model(default.summary_model))
-    worlds[1:] = [replace(w, summary_model=_normalise_summary_model(w.summary_model)) for w in worlds[1:]]
+    worlds[1:] = [
+        replace(w, summary_model=_normalise_summary_model(w.summary_model)) for w in worlds[1:]
+    ]
 
     if _env(env, "DATABASE_URL"):
         database = replace(database, url=env["DATABASE_URL"].strip())
@@ -351,7 +359,9 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
 
     providers_env: dict[str, Any] = {}
     if _env(env, "OPENAI_API_BASE") or _env(env, "OPENAI_BASE_URL"):
-        providers_env["openai_base_url"] = (_env(env, "OPENAI_API_BASE") or env["OPENAI_BASE_URL"]).strip()
+        providers_env["openai_base_url"] = (
+            _env(env, "OPENAI_API_BASE") or env["OPENAI_BASE_URL"]
+        ).strip()
     if _env(env, "GEMINI_BASE_URL"):
         providers_env["gemini_base_url"] = env["GEMINI_BASE_URL"].strip()
     providers = replace(providers, **providers_env)
@@ -393,21 +403,27 @@ def validate(settings: Settings) -> list[str]:
                 "digits, '-' or '_'."
             )
         if world.id in seen:
-            problems.append(f"{where}.id: world {world.id!r} is defined twice; give each world its own id.")
+            problems.append(
+                f"{where}.id: world {world.id!r} is defined twice; give each world its own id."
+            )
         seen.add(world.id)
         if world.provider not in PROVIDERS:
             problems.append(
-                f"{where}.provider: {world.provider!r} is not a provider; use one of {', '.join(PROVIDERS)} "
-                "(env WORLD_PROVIDER)."
+                f"{where}.provider: {world.provider!r} is not a provider; "
+                f"use one of {', '.join(PROVIDERS)} (env WORLD_PROVIDER)."
             )
         if not world.base_prompt.strip():
-            problems.append(f"{where}.base_prompt: empty; write the world's premise (env WORLD_BASE_PROMPT).")
+            problems.append(
+                f"{where}.base_prompt: empty; write the world's premise (env WORLD_BASE_PROMPT)."
+            )
         if not _VIDEO_SIZE.match(world.video_size):
             problems.append(
                 f"{where}.video_size: {world.video_size!r} is not WIDTHxHEIGHT; use e.g. 1280x720 (env VIDEO_SIZE)."
             )
         if not 1 <= world.video_seconds <= 20:
-            problems.append(f"{where}.video_seconds: {world.video_seconds} is out of range; use 1 to 20.")
+            problems.append(
+                f"{where}.video_seconds: {world.video_seconds} is out of range; use 1 to 20."
+            )
         if world.cost_per_second_usd < 0:
             problems.append(f"{where}.cost_per_second_usd: must not be negative.")
         if not world.planner_model.strip() or not world.video_model.strip():
@@ -440,17 +456,21 @@ def validate(settings: Settings) -> list[str]:
                 problems.append(f"storage.{key}: required for the s3 backend; set {env_name}.")
     if not 1 <= storage.signed_url_ttl <= 604800:
         problems.append(
-            f"storage.signed_url_ttl (R2_SIGNED_URL_TTL): {storage.signed_url_ttl} is out of range; "
-            "use 1 to 604800 seconds (7 days)."
+            f"storage.signed_url_ttl (R2_SIGNED_URL_TTL): {storage.signed_url_ttl} is out of "
+            "range; use 1 to 604800 seconds (7 days)."
         )
     if storage.upload_attempts < 1:
         problems.append("storage.upload_attempts: use at least 1.")
 
     gen = settings.generation
     if gen.scene_timeout_seconds < 10:
-        problems.append("generation.scene_timeout_seconds (SCENE_TIMEOUT_SECONDS): use at least 10.")
+        problems.append(
+            "generation.scene_timeout_seconds (SCENE_TIMEOUT_SECONDS): use at least 10."
+        )
     if gen.watchdog_interval_seconds < 1:
-        problems.append("generation.watchdog_interval_seconds (WATCHDOG_INTERVAL_SECONDS): use at least 1.")
+        problems.append(
+            "generation.watchdog_interval_seconds (WATCHDOG_INTERVAL_SECONDS): use at least 1."
+        )
     if gen.lease_seconds < 3:
         problems.append("generation.lease_seconds: use at least 3.")
     if not 1 <= gen.max_depth <= 500:
@@ -459,7 +479,8 @@ def validate(settings: Settings) -> list[str]:
         problems.append("generation.max_concurrent_jobs: use at least 1.")
     if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         problems.append(
-            f"log_level (LOG_LEVEL): {settings.log_level!r} is unknown; use DEBUG, INFO, WARNING or ERROR."
+            f"log_level (LOG_LEVEL): {settings.log_level!r} is unknown; "
+            "use DEBUG, INFO, WARNING or ERROR."
         )
     if not 10 <= settings.discord.default_vote_seconds <= 86400:
         problems.append("discord.default_vote_seconds: use 10 to 86400.")

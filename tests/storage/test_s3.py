@@ -1,9 +1,5 @@
 """S3Store against a real moto S3 server (no mocking of boto3)."""
 
-# The fixtures are imported below until tests/conftest.py registers tests.fixtures.s3;
-# pytest fixture parameters then shadow those imports by design.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +15,7 @@ import pytest
 
 from storage import AssetStore, StorageError, build_store
 from storage.s3 import S3Store, backoff_delay, clamp_expires_in
-from tests.fixtures.s3 import MotoS3Server, s3_server, s3_settings  # noqa: F401
+from tests.fixtures.s3 import MotoS3Server
 from world.settings import StorageSettings
 
 MiB = 1024 * 1024

@@ -78,7 +78,9 @@ class RenderRequest:
     model: str
     size: str
     seconds: int
-    reference_image: bytes | None = field(default=None, repr=False)  # PNG of the parent's last frame
+    reference_image: bytes | None = field(
+        default=None, repr=False
+    )  # PNG of the parent's last frame
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,115 @@
+"""Invariant 1: exactly one paid generation per branch, however many people click at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.world import make_settings, renders_started, start_service
+from world.types import ClaimOutcome, Status
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+async def _mint_opening_scene_by_many(service, callers: int) -> list[tuple[str, str]]:
+    async def one(i: int) -> tuple[str, str]:
+        result = await service.claim("default", "", None, f"member-{i}")
+        final = None
+        async for event in service.subscribe("default", ""):
+            final = event.status
+        return result.outcome.value, final.value
+
+    return await asyncio.gather(*(one(i) for i in range(callers)))
+
+
+async def test_200_concurrent_claims_on_sqlite_start_one_render(settings, service):
+    outcomes = await _mint_opening_scene_by_many(service, 200)
+
+    assert renders_started(settings) == 1
+    assert {claimed for claimed, _ in outcomes} == {"queued"}
+    assert {final for _, final in outcomes} == {"ready"}
+    assert len(service.locks) == 0, "per-path locks must be released"
+    assert service.events.subscriber_count() == 0, "subscribers must be cleaned up"
+
+
+async def test_200_concurrent_claims_on_postgres_start_one_render(tmp_path, postgres_database):
+    settings = make_settings(tmp_path, postgres_database)
+    service = await start_service(settings)
+    try:
+        outcomes = await _mint_opening_scene_by_many(service, 200)
+    finally:
+        await service.close()
+    assert renders_started(settings) == 1
+    assert {claimed for claimed, _ in outcomes} == {"queued"}
+    assert {final for _, final in outcomes} == {"ready"}
+
+
+async def test_a_ready_branch_is_replayed_without_a_new_render(settings, service):
+    await _mint_opening_scene_by_many(service, 1)
+    again = await service.claim("default", "", None, "latecomer")
+    assert again.outcome is ClaimOutcome.READY
+    assert renders_started(settings) == 1
+
+
+def _run_workers(tmp_path: Path, database_url: str, processes: int, per_process: int) -> list[dict]:
+    config = tmp_path / "claim.json"
+    config.write_text(json.dumps({"root": str(tmp_path), "database_url": database_url, "path": ""}))
+    start_at = time.time() + 4.0  # every process is up and waiting by then
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.world.claim_worker",
+                str(config),
+                str(start_at),
+                str(per_process),
+            ],
+            cwd=PROJECT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    reports = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err[-2000:]
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    return reports
+
+
+@pytest.mark.postgres
+async def test_4_processes_x_50_claims_on_postgres_start_one_render(tmp_path, postgres_database):
+    settings = make_settings(tmp_path, postgres_database)
+    await (await start_service(settings)).close()  # migrate and seed once
+
+    reports = await asyncio.to_thread(_run_workers, tmp_path, postgres_database, 4, 50)
+
+    assert all(report["errors"] == [] for report in reports)
+    results = [r for report in reports for r in report["results"]]
+    assert len(results) == 200
+    assert renders_started(settings) == 1
+    assert sum(r["won"] for r in results) == 1
+    assert {r["outcome"] for r in results} == {"queued"}
+    assert {r["final"] for r in results} == {Status.READY.value}
+
+
+async def test_claims_of_different_branches_do_not_wait_for_each_other(settings, service):
+    await _mint_opening_scene_by_many(service, 1)
+    results = await asyncio.gather(*(service.claim("default", str(i), None, "m") for i in range(3)))
+    assert all(r.claimed_by_caller for r in results)
+    for i in range(3):
+        async for _ in service.subscribe("default", str(i)):
+            pass
+    assert renders_started(settings) == 4

@@ -1,0 +1,64 @@
+"""Failures: plain reasons, no auto-retry of refused work, retry for admins."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from tests.fixtures.world import renders_started
+from tests.world.helpers import mint, render_rows, row, wait_for
+from world.models import Scene
+from world.types import ClaimOutcome, Status
+
+
+async def _mark_choice(service, path: str, index: int, marker: str) -> None:
+    scene = await row(service, path)
+    choices = [dict(c) for c in scene.choices]
+    choices[index]["label"] = f"{marker} {choices[index]['label']}"
+    async with service.db.transaction() as session:
+        await session.execute(update(Scene).where(Scene.id == scene.id).values(choices=choices))
+
+
+async def test_a_blocked_render_fails_plainly_and_only_retry_reopens_it(settings, service):
+    await mint(service, "")
+    await _mark_choice(service, "", 0, "FAILME")
+
+    await service.claim("default", "0", None, "alice")
+    failed = await wait_for(service, "0", lambda e: e.status is Status.FAILED)
+    assert failed.failure_code == "blocked"
+    assert failed.failure_detail.endswith(".")
+
+    again = await service.claim("default", "0", None, "bob")
+    assert again.outcome is ClaimOutcome.REFUSED
+    assert again.reason == "failed_final"
+
+    retried = await service.retry("default", "0", None, "admin")
+    assert retried.claimed_by_caller
+    await wait_for(service, "0", lambda e: e.status is Status.FAILED)
+    metrics = await service.metrics("default")
+    assert metrics.failures_by_code == {"blocked": 2}
+    assert metrics.success_rate == 1 / 3
+    assert len(await render_rows(service)) == 3
+    assert renders_started(settings) == 2, "the retry resumed the refused job, it paid nothing new"
+
+
+async def test_retry_refuses_a_branch_that_has_not_failed(settings, service):
+    await mint(service, "")
+    await service.claim("default", "1", None, "alice")
+    await wait_for(service, "1", lambda e: e.status is Status.READY)
+
+    unexplored = await service.retry("default", "2", None, "admin")
+    ready = await service.retry("default", "1", None, "admin")
+
+    assert unexplored.outcome is ClaimOutcome.REFUSED
+    assert unexplored.reason == "not_failed"
+    assert ready.outcome is ClaimOutcome.READY  # nothing to retry: it plays
+    assert renders_started(settings) == 2
+
+
+async def test_a_planner_refusal_fails_the_branch_without_rendering(settings, service):
+    await mint(service, "")
+    await _mark_choice(service, "", 0, "BLOCKME")
+    await service.claim("default", "0", None, "alice")
+    failed = await wait_for(service, "0", lambda e: e.status is Status.FAILED)
+    assert failed.failure_code == "blocked"
+    assert renders_started(settings) == 1  # only the opening scene

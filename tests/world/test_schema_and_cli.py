@@ -1,0 +1,84 @@
+"""Start-up: outdated schemas are refused by name; the CLI's db upgrade and check."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.world import make_settings
+from world.db import SchemaOutdated
+from world.service import WorldService
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+async def test_the_service_refuses_an_unmigrated_database_and_names_the_command(tmp_path):
+    settings = make_settings(tmp_path)
+    with pytest.raises(SchemaOutdated, match="shared-world db upgrade"):
+        await WorldService.start(settings)
+
+
+def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("R2_", "DISCORD_", "WORLD_"))
+    }
+    environment.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}",
+        SHARED_WORLD_CONFIG=str(tmp_path / "absent.toml"),
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "world.cli", *args],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_db_upgrade_then_check_reports_one_line_per_check(tmp_path):
+    before = _cli(tmp_path, "check", DISCORD_TOKEN="test-token")
+    assert before.returncode == 1
+    assert "FAIL  database" in before.stdout and "shared-world db upgrade" in before.stdout
+
+    upgraded = _cli(tmp_path, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+
+    after = _cli(tmp_path, "check", DISCORD_TOKEN="test-token")
+    assert after.returncode == 0, after.stdout + after.stderr
+    lines = after.stdout.splitlines()
+    for name in ("settings", "database", "storage", "providers", "discord"):
+        assert any(line.startswith(f"ok    {name}:") for line in lines), after.stdout
+    assert any("permissions=" in line for line in lines)
+
+
+def test_check_without_a_token_says_how_to_get_one(tmp_path):
+    _cli(tmp_path, "db", "upgrade")
+    result = _cli(tmp_path, "check")
+    assert result.returncode == 1
+    assert "FAIL  discord: DISCORD_TOKEN is not set" in result.stdout
+
+
+def test_invalid_settings_stop_start_up_with_one_line_per_problem(tmp_path):
+    result = _cli(
+        tmp_path, "check", VIDEO_SIZE="huge", WORLD_PROVIDER="sora", R2_SIGNED_URL_TTL="9999999"
+    )
+    assert result.returncode == 2
+    problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 3, result.stderr
+    assert any("VIDEO_SIZE" in p for p in problems)
+    assert any("WORLD_PROVIDER" in p for p in problems)
+    assert any("R2_SIGNED_URL_TTL" in p for p in problems)
+
+
+def test_settings_file_at_the_project_root_is_valid():
+    from world.settings import load_settings
+
+    settings = load_settings(PROJECT / "config.toml", env={})
+    assert settings.worlds[0].id == "default"
+    assert make_settings  # fixture helper import stays used

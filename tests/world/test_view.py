@@ -1,0 +1,96 @@
+"""view: a scene with every choice's state and asset URLs, in a bounded number of queries."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+from tests.fixtures.world import make_settings, start_service
+from tests.world.helpers import mint, wait_for
+from world.types import ChildState, Status
+
+
+@contextmanager
+def count_queries(service):
+    statements: list[str] = []
+
+    def before(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(service.db.engine.sync_engine, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        event.remove(service.db.engine.sync_engine, "before_cursor_execute", before)
+
+
+async def test_view_shows_each_choice_state_in_at_most_two_queries(tmp_path):
+    settings = make_settings(
+        tmp_path,
+        generation={"progress_write_interval_seconds": 0.01},
+        providers={"offline_render_seconds": 3.0},
+    )
+    service = await start_service(settings, run_watchdog=False)
+    try:
+        settings_fast = service.settings
+        await mint(service, "")
+        await service.claim("default", "1", None, "bob")  # minting
+        await wait_for(service, "1", lambda e: e.stage == "rendering" and e.progress > 5)
+
+        with count_queries(service) as statements:
+            view = await service.view("default", "")
+
+        assert len(statements) <= 2
+        assert view.status is Status.READY
+        assert view.title and view.narration
+        assert view.video_key and view.video_key.endswith(".mp4")
+        states = [c.state for c in view.choices]
+        assert states == [ChildState.UNEXPLORED, ChildState.MINTING, ChildState.UNEXPLORED]
+        assert view.choices[1].progress > 0
+        assert [c.path for c in view.choices] == ["0", "1", "2"]
+        assert settings_fast.storage.backend == "local"
+    finally:
+        await service.close()
+
+
+async def test_view_of_an_unexplored_branch_is_pending_and_writes_nothing(service):
+    await mint(service, "")
+    with count_queries(service) as statements:
+        view = await service.view("default", "2")
+    assert view.status is Status.PENDING
+    assert view.choice_label, "the choice that leads here is shown"
+    assert all(s.lstrip().upper().startswith("SELECT") for s in statements)
+
+
+async def test_a_local_store_with_a_public_base_url_gives_clip_urls(tmp_path):
+    settings = make_settings(
+        tmp_path, storage={"local_public_base_url": "http://127.0.0.1:8080/assets"}
+    )
+    service = await start_service(settings)
+    try:
+        await mint(service, "")
+        view = await service.view("default", "")
+        assert view.video_url == f"http://127.0.0.1:8080/assets/{view.video_key}"
+        assert (tmp_path / "assets" / view.video_key).read_bytes()[4:8] == b"ftyp"
+    finally:
+        await service.close()
+
+
+async def test_metrics_count_branches_renders_and_contributors(service):
+    await mint(service, "")
+    await asyncio.gather(*(service.claim("default", str(i), None, f"m{i % 2}") for i in range(3)))
+    for i in range(3):
+        await wait_for(service, str(i), lambda e: e.status is Status.READY)
+
+    metrics = await service.metrics("default")
+
+    assert metrics.branches["ready"] == 4
+    assert metrics.queued_backlog == 0
+    assert metrics.renders == 4
+    assert metrics.success_rate == 1.0
+    assert metrics.distinct_contributors == 3  # minter, m0, m1
+    assert metrics.storage_bytes > 0
+    assert metrics.render_ms_p50 is not None and metrics.render_ms_p99 >= metrics.render_ms_p50
+    assert metrics.estimated_spend_usd == 0.0  # the offline provider is free
