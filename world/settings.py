@@ -418,7 +418,8 @@ def validate(settings: Settings) -> list[str]:
             )
         if not _VIDEO_SIZE.match(world.video_size):
             problems.append(
-                f"{where}.video_size: {world.video_size!r} is not WIDTHxHEIGHT; use e.g. 1280x720 (env VIDEO_SIZE)."
+                f"{where}.video_size: {world.video_size!r} is not WIDTHxHEIGHT; "
+                "use e.g. 1280x720 (env VIDEO_SIZE)."
             )
         if not 1 <= world.video_seconds <= 20:
             problems.append(
