@@ -319,9 +319,6 @@ class WorldService:
         key = (world_id, path)
         if key in self._ready_cache:
             return ClaimResult(ClaimOutcome.READY, world_id, path, progress=100)
-        provider = self.providers[world_id]
-        if provider.needs_key and credentials is None:
-            return _refused(world_id, path, "key_required", "Making this branch needs an API key.")
 
         async with self.locks.hold(key):
             recent = self._recent.get(key)
@@ -378,7 +375,12 @@ class WorldService:
                 early = self._existing_outcome(scene, retry=retry)
                 if early is not None:
                     return early
-            else:
+            if self.providers[world_id].needs_key and credentials is None:
+                # Ready and queued branches are free to everyone; only starting one needs a key.
+                return _refused(
+                    world_id, path, "key_required", "Making this branch needs an API key."
+                )
+            if scene is None:
                 await scenes.insert_placeholder(
                     session, world_id, path, _parent_choice_label(parent, path)
                 )

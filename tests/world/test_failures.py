@@ -7,6 +7,7 @@ from sqlalchemy import update
 from tests.fixtures.world import renders_started
 from tests.world.helpers import mint, render_rows, row, wait_for
 from world.models import Scene
+from world.providers.offline import OfflineProvider
 from world.types import ClaimOutcome, Status
 
 
@@ -62,3 +63,31 @@ async def test_a_planner_refusal_fails_the_branch_without_rendering(settings, se
     failed = await wait_for(service, "0", lambda e: e.status is Status.FAILED)
     assert failed.failure_code == "blocked"
     assert renders_started(settings) == 1  # only the opening scene
+
+
+class _KeyedOffline(OfflineProvider):
+    """The offline provider, but a world that needs a contributor's key (test double)."""
+
+    needs_key = True
+
+
+async def test_without_a_key_anyone_waits_free_on_a_branch_being_minted(tmp_path):
+    from tests.fixtures.world import make_settings, offline_jobs_dir, start_service
+    from world.types import Credentials
+
+    settings = make_settings(tmp_path, providers={"offline_render_seconds": 2.0})
+    provider = _KeyedOffline(settings.providers, offline_jobs_dir(settings))
+    service = await start_service(settings, providers={"default": provider})
+    try:
+        refused = await service.claim("default", "", None, "no-key")
+        assert refused.outcome is ClaimOutcome.REFUSED and refused.reason == "key_required"
+        assert await row(service, "") is None
+
+        paid = await service.claim("default", "", Credentials("sk-test-good"), "payer")
+        assert paid.claimed_by_caller
+        waiting = await service.claim("default", "", None, "no-key")
+        assert waiting.outcome is ClaimOutcome.QUEUED and not waiting.claimed_by_caller
+        await wait_for(service, "", lambda e: e.status is Status.READY)
+        assert (await service.claim("default", "", None, "no-key")).outcome is ClaimOutcome.READY
+    finally:
+        await service.close()
