@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from world.db import Database, SchemaOutdated, redacted_url
 from world.settings import Settings
@@ -71,19 +72,18 @@ async def run_checks(settings: Settings, *, echo: Callable[[str], None] = print)
                 await store.close()
 
     async def provider_probe() -> str:
+        from world.providers import build_provider
+
+        data_dir = Path(settings.generation.spool_dir).parent
         lines = []
         for world in settings.worlds:
-            if world.provider == "offline":
-                lines.append(f"{world.id}: offline (free title cards)")
-            elif world.provider == "openai":
-                lines.append(
-                    f"{world.id}: openai at {settings.providers.openai_base_url}, "
-                    f"video model {world.video_model}; members bring their own keys"
-                )
-            else:
-                lines.append(
-                    f"{world.id}: gemini, video model {world.video_model}; members bring keys"
-                )
+            try:
+                provider = build_provider(world, settings.providers, data_dir)
+            except NotImplementedError as exc:
+                raise RuntimeError(f"world {world.id!r}: {exc}") from exc
+            await provider.close()
+            who = "free, no key" if not provider.needs_key else "members bring their own keys"
+            lines.append(f"{world.id}: {world.provider}, video model {world.video_model} ({who})")
         return "; ".join(lines)
 
     async def discord_probe() -> str:

@@ -82,3 +82,12 @@ def test_settings_file_at_the_project_root_is_valid():
     settings = load_settings(PROJECT / "config.toml", env={})
     assert settings.worlds[0].id == "default"
     assert make_settings  # fixture helper import stays used
+
+
+def test_check_fails_for_a_provider_this_version_cannot_run(tmp_path):
+    _cli(tmp_path, "db", "upgrade")
+    result = _cli(tmp_path, "check", WORLD_PROVIDER="openai", DISCORD_TOKEN="test-token")
+    assert result.returncode == 1
+    assert "FAIL  providers: world 'default': The openai provider is not available yet" in (
+        result.stdout
+    )
