@@ -1,0 +1,1 @@
+"""One cog per concern: adventure (channel play), keys, world admin, the rounds loop."""

@@ -1,0 +1,279 @@
+"""Pure rendering: scene cards, mint cards, progress cards, as Components V2 layouts.
+
+Nothing here touches the network or the database: every function takes plain values and
+returns text or a `discord.ui.LayoutView`, so it is unit-tested without Discord. Limits kept
+here: <= 40 components, <= 4000 characters of text, button labels <= 80 characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import discord
+from discord import ui
+
+from bot import rounds
+from bot.components import ChoiceButton, MintButton
+from bot.play import PICK, RoundState
+from world import paths
+from world.types import ChildState, ChoiceView, SceneView, Status
+
+MAX_TEXT = 4000
+MAX_LABEL = 80
+MAX_NARRATION = 1800
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+
+COLOUR_SCENE = discord.Colour(0x5865F2)
+COLOUR_MINT = discord.Colour(0xF0B232)
+COLOUR_FAILED = discord.Colour(0xDA373C)
+COLOUR_DONE = discord.Colour(0x23A55A)
+
+
+@dataclass(frozen=True)
+class Media:
+    """How a scene's clip appears on its card."""
+
+    url: str | None = None  # a link the client can play
+    filename: str | None = None  # an attachment uploaded with the card
+    note: str | None = None  # why there is no clip
+
+
+# -- small text pieces ---------------------------------------------------------------
+
+
+def clip_filename(view: SceneView) -> str:
+    return f"scene-{paths.storage_slug(view.path)}.mp4"
+
+
+def clip_media(view: SceneView, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> Media:
+    """A link when the store has one; otherwise the file, if it fits the upload limit."""
+    if view.video_url:
+        return Media(url=view.video_url)
+    if view.video_key and view.video_bytes is not None and view.video_bytes <= upload_limit:
+        return Media(filename=clip_filename(view))
+    if view.video_key:
+        return Media(note="The clip is too large to upload to this server.")
+    return Media(note="This scene has no clip.")
+
+
+def progress_bar(percent: int, width: int = 12) -> str:
+    """`▰▰▰▱▱▱▱▱▱▱▱▱ 25 %` (clamped to 0..100)."""
+    percent = max(0, min(100, int(percent)))
+    filled = round(percent * width / 100)
+    return "▰" * filled + "▱" * (width - filled) + f" {percent} %"
+
+
+def cost_text(usd: float) -> str:
+    if usd <= 0:
+        return "free"
+    return f"about ${usd:.2f}"
+
+
+def clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "…"
+
+
+def choice_state_text(choice: ChoiceView, cost_usd: float) -> str:
+    if choice.state is ChildState.READY:
+        return "instant"
+    if choice.state is ChildState.MINTING:
+        return f"minting {max(0, min(100, choice.progress))} %"
+    if choice.state is ChildState.FAILED:
+        return "failed · retry"
+    return f"unexplored · {cost_text(cost_usd)}"
+
+
+def choice_button_label(choice: ChoiceView, cost_usd: float) -> str:
+    state = choice_state_text(choice, cost_usd)
+    head = f"{choice.index + 1}. "
+    room = MAX_LABEL - len(head) - len(state) - 3
+    return f"{head}{clip(choice.short_label or choice.label, max(8, room))} · {state}"[:MAX_LABEL]
+
+
+def votes_text(count: int) -> str:
+    return "1 vote" if count == 1 else f"{count} votes"
+
+
+def breadcrumbs(path: str) -> str:
+    return paths.breadcrumbs(path)
+
+
+# -- cards ---------------------------------------------------------------------------
+
+
+def _button_style(choice: ChoiceView) -> discord.ButtonStyle:
+    if choice.state is ChildState.READY:
+        return discord.ButtonStyle.success
+    if choice.state is ChildState.FAILED:
+        return discord.ButtonStyle.danger
+    if choice.state is ChildState.MINTING:
+        return discord.ButtonStyle.secondary
+    return discord.ButtonStyle.primary
+
+
+def _media_item(media: Media, view: SceneView) -> ui.MediaGallery | None:
+    source = media.url or (f"attachment://{media.filename}" if media.filename else None)
+    if source is None:
+        return None
+    description = clip(view.title or "Scene clip", 256)
+    return ui.MediaGallery(discord.MediaGalleryItem(source, description=description))
+
+
+def scene_card(
+    view: SceneView,
+    *,
+    round: RoundState | None,
+    tallies: Mapping[int, int] | None = None,
+    media: Media,
+    winner: int | None = None,
+) -> ui.LayoutView:
+    """The card of a ready scene: clip, title, narration, breadcrumbs, one button per choice.
+
+    With an open round the buttons vote (or pick); a closed round shows the chosen branch and
+    disabled buttons.
+    """
+    tallies = tallies or {}
+    layout = ui.LayoutView(timeout=None)
+    box = ui.Container(accent_colour=COLOUR_SCENE)
+    box.add_item(
+        ui.TextDisplay(
+            f"## {clip(view.title or 'Untitled scene', 200)}\n-# {breadcrumbs(view.path)}"
+        )
+    )
+    gallery = _media_item(media, view)
+    if gallery is not None:
+        box.add_item(gallery)
+    elif media.note:
+        box.add_item(ui.TextDisplay(f"-# {media.note}"))
+    box.add_item(ui.TextDisplay(clip(view.narration or "", MAX_NARRATION) or "…"))
+    box.add_item(ui.Separator())
+    voting = round is not None and round.mode != PICK
+    lines = []
+    for choice in view.choices:
+        state = choice_state_text(choice, view.estimated_cost_usd)
+        line = f"**{choice.index + 1}.** {clip(choice.label, 300)} — {state}"
+        if voting:
+            line += f" · {votes_text(tallies.get(choice.index, 0))}"
+        if winner == choice.index:
+            line = f"▶ {line}"
+        lines.append(line)
+    if lines:
+        box.add_item(ui.TextDisplay("\n".join(lines)))
+    box.add_item(ui.TextDisplay(_round_footer(view, round, winner)))
+    if round is not None and view.choices:
+        open_round = round.is_open and winner is None
+        row = ui.ActionRow()
+        for choice in view.choices:
+            row.add_item(
+                ChoiceButton(
+                    round.id,
+                    choice.index,
+                    label=choice_button_label(choice, view.estimated_cost_usd),
+                    style=_button_style(choice) if open_round else discord.ButtonStyle.secondary,
+                    disabled=not open_round,
+                )
+            )
+        box.add_item(row)
+    layout.add_item(box)
+    return layout
+
+
+def _round_footer(view: SceneView, round: RoundState | None, winner: int | None) -> str:
+    if not view.choices:
+        return "-# The story ends here."
+    if round is None:
+        return "-# This card is no longer taking choices."
+    if winner is not None or not round.is_open:
+        chosen = winner if winner is not None else round.winner_index
+        if chosen is None or chosen >= len(view.choices):
+            return "-# This round is over."
+        return f"-# Chosen: **{chosen + 1}. {clip(view.choices[chosen].short_label, 80)}**"
+    if round.mode == PICK:
+        return "-# Pick mode: the first click decides."
+    if round.closes_at is None:
+        return "-# Time is up but nobody has voted yet: the first vote starts a new countdown."
+    return (
+        f"-# Vote by clicking a choice (you can change your vote). "
+        f"Voting closes {rounds.relative_time(round.closes_at)}."
+    )
+
+
+def mint_card(
+    target: SceneView, *, channel_id: int, provider_name: str, needs_key: bool
+) -> ui.LayoutView:
+    """The card of an unexplored (or failed) winner: what it costs and a button to mint it."""
+    layout = ui.LayoutView(timeout=None)
+    failed = target.status is Status.FAILED
+    box = ui.Container(accent_colour=COLOUR_FAILED if failed else COLOUR_MINT)
+    heading = "Minting this branch failed" if failed else "Mint this branch"
+    box.add_item(ui.TextDisplay(f"## {heading}\n-# {breadcrumbs(target.path)}"))
+    choice = clip(target.choice_label or "The opening scene", 400)
+    cost = cost_text(target.estimated_cost_usd)
+    if needs_key:
+        pays = (
+            f"Whoever mints it pays {cost} with their own {provider_name} key; after that it plays "
+            "free for everyone, in every server."
+        )
+    else:
+        pays = "Minting it is free on this world; after that it plays at once in every server."
+    lines = [f"**{choice}** has not been made yet." if not failed else f"**{choice}**", pays]
+    if failed and target.failure_detail:
+        lines.append(f"Reason: {clip(target.failure_detail, 300)}")
+    elif target.failure_detail:
+        lines.append(f"-# Last attempt: {clip(target.failure_detail, 300)}")
+    box.add_item(ui.TextDisplay("\n".join(lines)))
+    label = ("Retry" if failed else "Mint this branch") + f" · {cost}"
+    style = discord.ButtonStyle.danger if failed else discord.ButtonStyle.success
+    box.add_item(ui.ActionRow(MintButton(channel_id, target.path, label=label, style=style)))
+    layout.add_item(box)
+    return layout
+
+
+def progress_card(
+    choice_label: str | None,
+    path: str,
+    percent: int,
+    *,
+    stage: str | None = None,
+    outcome: str | None = None,
+    failed: bool = False,
+) -> ui.LayoutView:
+    """The one bot-owned message a channel watches while a branch is minted."""
+    layout = ui.LayoutView(timeout=None)
+    colour = COLOUR_MINT if outcome is None else COLOUR_FAILED if failed else COLOUR_DONE
+    box = ui.Container(accent_colour=colour)
+    title = clip(choice_label or "The opening scene", 200)
+    box.add_item(ui.TextDisplay(f"### Minting “{title}”\n-# {breadcrumbs(path)}"))
+    if outcome is None:
+        stage_text = f" · {stage}" if stage else ""
+        box.add_item(ui.TextDisplay(f"`{progress_bar(percent)}`{stage_text}"))
+    else:
+        box.add_item(ui.TextDisplay(outcome))
+    layout.add_item(box)
+    return layout
+
+
+def notice_card(text: str, *, colour: discord.Colour = COLOUR_SCENE) -> ui.LayoutView:
+    layout = ui.LayoutView(timeout=None)
+    layout.add_item(ui.Container(ui.TextDisplay(text), accent_colour=colour))
+    return layout
+
+
+def where_text(view_titles: list[tuple[str, str | None]], path: str) -> str:
+    """Breadcrumbs plus the title of every scene on the way (for /adventure where)."""
+    lines = [f"**{breadcrumbs(path)}**"]
+    for step_path, title in view_titles:
+        depth = paths.depth(step_path)
+        lines.append(f"{'  ' * depth}• {clip(title or 'not made yet', 100)}")
+    return clip_lines("\n".join(lines), 1900)
+
+
+def clip_lines(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def countdown(moment: datetime) -> str:
+    return rounds.relative_time(moment)

@@ -1,0 +1,76 @@
+"""A test double for a provider that needs each member's own key.
+
+The real paid providers (OpenAI, Gemini) come in a later issue; until then the bot's key
+flows (the key form, an invalid key, a key that runs out of quota mid-mint) are exercised
+with this: the offline provider's real planner and mp4 title cards, behind `needs_key=True`.
+
+- Keys starting with `sk-test-good` are accepted; any other key (or none) makes
+  `validate_key` raise `ProviderError("invalid_key", ...)`, and so does every paid call.
+- `fail_with_quota = True` makes the next `watch_render` raise `ProviderError("quota", ...)`
+  part-way through, the way a key that runs dry mid-render fails.
+- `keys_seen` counts the calls per key prefix only; the double never keeps a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from world.providers.base import (
+    Plan,
+    PlanRequest,
+    ProviderError,
+    RenderRequest,
+    RenderStatus,
+    SummaryRequest,
+)
+from world.providers.offline import OfflineProvider
+from world.settings import ProviderSettings
+from world.types import Credentials
+
+GOOD_PREFIX = "sk-test-good"
+
+
+class KeyedTestProvider(OfflineProvider):
+    name = "keyed-test"
+    needs_key = True
+
+    def __init__(self, settings: ProviderSettings, jobs_dir: Path) -> None:
+        super().__init__(settings, jobs_dir)
+        self.fail_with_quota = False
+        self.validations = 0
+        self.paid_calls = 0
+
+    @staticmethod
+    def _require(credentials: Credentials | None) -> None:
+        if credentials is None or not credentials.api_key.startswith(GOOD_PREFIX):
+            raise ProviderError(
+                "invalid_key", "The provider did not accept that key.", retryable=False
+            )
+
+    async def validate_key(self, credentials: Credentials | None) -> None:
+        self.validations += 1
+        self._require(credentials)
+
+    async def plan(self, request: PlanRequest, credentials: Credentials | None) -> Plan:
+        self._require(credentials)
+        return await super().plan(request, credentials)
+
+    async def start_render(self, request: RenderRequest, credentials: Credentials | None) -> str:
+        self._require(credentials)
+        self.paid_calls += 1
+        return await super().start_render(request, credentials)
+
+    async def watch_render(
+        self, job_id: str, credentials: Credentials | None
+    ) -> AsyncIterator[RenderStatus]:
+        self._require(credentials)
+        async for status in super().watch_render(job_id, credentials):
+            if self.fail_with_quota and status.progress >= 20:
+                self.fail_with_quota = False
+                raise ProviderError("quota", "The key's quota is used up.", retryable=False)
+            yield status
+
+    async def summarise(self, request: SummaryRequest, credentials: Credentials | None) -> str:
+        self._require(credentials)
+        return await super().summarise(request, credentials)
