@@ -25,11 +25,13 @@ class Coalescer:
         *,
         name: str = "edit",
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.interval = max(0.0, interval)
         self._action = action
         self._name = name
         self._clock = clock
+        self._sleep = sleep
         self._last: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._dirty = False
@@ -53,7 +55,7 @@ class Coalescer:
             if self._last is not None:
                 wait = self._last + self.interval - self._clock()
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    await self._sleep(wait)
             self._dirty = False
             self._last = self._clock()
             self.runs += 1

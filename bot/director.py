@@ -77,8 +77,9 @@ async def _await(awaitable: Awaitable[T], reason: str) -> T:
 class Director:
     def __init__(self, bot: SharedWorldBot) -> None:
         self.bot = bot
-        # How the director waits for the world engine (a mint's progress): input from outside
-        # the bot. A test harness with a virtual clock (SimCord) swaps in its declared wait.
+        # How the director waits on things outside a click's handling: a mint's progress from
+        # the world engine, the pause between coalesced edits. A test harness with a virtual
+        # clock (SimCord) swaps in its declared wait, so these never race its clock.
         self.wait_external: Callable[[Awaitable[T], str], Awaitable[T]] = _await
         self._followers: dict[tuple[int, str], asyncio.Task[None]] = {}
         self._contributors: dict[tuple[str, str], list[discord.Interaction]] = {}
@@ -116,6 +117,9 @@ class Director:
         channel = self.bot.get_channel(channel_id)
         guild = getattr(channel, "guild", None)
         return guild.filesize_limit if guild is not None else render.DEFAULT_UPLOAD_LIMIT
+
+    async def _pause(self, seconds: float) -> None:
+        await self.wait_external(asyncio.sleep(seconds), "pause between coalesced edits")
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
@@ -350,6 +354,27 @@ class Director:
                 closed.id,
             )
 
+    async def _retire_mint_card(self, channel_id: int, label: str | None, path: str) -> None:
+        """The channel's mint card loses its button once the branch is being minted."""
+        state = await play.get_channel(self.db, channel_id)
+        if state is None or state.card_message_id is None:
+            return
+        if state.card_message_id == await play.latest_round_message(self.db, channel_id):
+            return  # the newest card is a scene card, already retired by its round
+        await play.set_channel_messages(self.db, channel_id, card_message_id=None)
+        notice = render.notice_card(
+            f"## Being minted\n-# {render.breadcrumbs(path)}\n"
+            f"**{render.clip(label or 'The opening scene', 300)}** is being minted: "
+            "follow the progress below.",
+            colour=render.COLOUR_MINT,
+        )
+        with contextlib.suppress(discord.HTTPException):
+            await (
+                self._messageable(channel_id)
+                .get_partial_message(state.card_message_id)
+                .edit(view=notice)
+            )
+
     def _refresh_card_soon(self, round_state: RoundState) -> None:
         editor = self._card_edits.get(round_state.id)
         if editor is None:
@@ -358,7 +383,9 @@ class Director:
             async def refresh() -> None:
                 await self._refresh_card(round_state.id)
 
-            editor = Coalescer(interval, refresh, name=f"card of round {round_state.id}")
+            editor = Coalescer(
+                interval, refresh, name=f"card of round {round_state.id}", sleep=self._pause
+            )
             self._card_edits[round_state.id] = editor
         editor.poke()
 
@@ -732,6 +759,7 @@ class Director:
         start = await self.service.view(world_id, path)
         label = start.choice_label
         messageable = self._messageable(channel_id)
+        await self._retire_mint_card(channel_id, label, path)
         message = await messageable.send(
             view=render.progress_card(label, path, start.progress, stage="queued")
         )
@@ -747,6 +775,7 @@ class Director:
             self.service.settings.discord.progress_edit_seconds,
             edit_progress,
             name=f"progress {world_id}/{path}",
+            sleep=self._pause,
         )
         editor.mark_ran()  # the message was just posted
         final = None

@@ -281,6 +281,17 @@ async def open_round_of(db: Database, channel_id: int) -> RoundState | None:
         return _round_state(row) if row is not None else None
 
 
+async def latest_round_message(db: Database, channel_id: int) -> int | None:
+    """The message of the channel's newest round (its newest scene card)."""
+    async with db.session() as session:
+        return await session.scalar(
+            select(Round.message_id)
+            .where(Round.channel_id == channel_id)
+            .order_by(Round.id.desc())
+            .limit(1)
+        )
+
+
 async def set_round_message(db: Database, round_id: int, message_id: int) -> None:
     async with db.transaction() as session:
         await session.execute(

@@ -8,14 +8,17 @@ with this: the offline provider's real planner and mp4 title cards, behind `need
   `validate_key` raise `ProviderError("invalid_key", ...)`, and so does every paid call.
 - `fail_with_quota = True` makes the next `watch_render` raise `ProviderError("quota", ...)`
   part-way through, the way a key that runs dry mid-render fails.
-- `keys_seen` counts the calls per key prefix only; the double never keeps a key.
+- `hold()` makes renders pause after their first progress report until `release()`, so a
+  test can look at a mint while it runs; the double never keeps a key.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from tests.fixtures.world import wait_until_settled
 from world.providers.base import (
     Plan,
     PlanRequest,
@@ -25,10 +28,13 @@ from world.providers.base import (
     SummaryRequest,
 )
 from world.providers.offline import OfflineProvider
+from world.service import WorldService
 from world.settings import ProviderSettings
 from world.types import Credentials
 
 GOOD_PREFIX = "sk-test-good"
+GOOD_KEY = "sk-test-good-journey-7f3a9c"
+SEED_KEY = "sk-test-good-seed-000000"
 
 
 class KeyedTestProvider(OfflineProvider):
@@ -40,6 +46,14 @@ class KeyedTestProvider(OfflineProvider):
         self.fail_with_quota = False
         self.validations = 0
         self.paid_calls = 0
+        self._gate: asyncio.Event | None = None
+
+    def hold(self) -> None:
+        self._gate = asyncio.Event()
+
+    def release(self) -> None:
+        if self._gate is not None:
+            self._gate.set()
 
     @staticmethod
     def _require(credentials: Credentials | None) -> None:
@@ -65,12 +79,22 @@ class KeyedTestProvider(OfflineProvider):
         self, job_id: str, credentials: Credentials | None
     ) -> AsyncIterator[RenderStatus]:
         self._require(credentials)
+        first = True
         async for status in super().watch_render(job_id, credentials):
             if self.fail_with_quota and status.progress >= 20:
                 self.fail_with_quota = False
                 raise ProviderError("quota", "The key's quota is used up.", retryable=False)
             yield status
+            if first and self._gate is not None:
+                first = False
+                await self._gate.wait()
 
     async def summarise(self, request: SummaryRequest, credentials: Credentials | None) -> str:
         self._require(credentials)
         return await super().summarise(request, credentials)
+
+
+async def seed_opening_scene(service: WorldService) -> None:
+    """Mint the opening scene directly through the service (someone paid for it earlier)."""
+    await service.claim("default", "", Credentials(SEED_KEY), "seeder")
+    await wait_until_settled(service, "default", "")
