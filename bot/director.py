@@ -86,6 +86,8 @@ class Director:
         self._card_edits: dict[int, Coalescer] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        # Set by the rounds loop: called with each new closing time so it wakes up for it.
+        self.on_countdown: Callable[[datetime], None] = lambda closes_at: None
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -280,6 +282,8 @@ class Director:
         )
         await play.set_round_message(self.db, opened.id, message.id)
         await play.set_channel_messages(self.db, state.channel_id, card_message_id=message.id)
+        if opened.closes_at is not None:
+            self.on_countdown(opened.closes_at)
         log.info(
             "scene card posted world=%s path=%s channel=%s round=%s mode=%s",
             state.world_id,
@@ -441,6 +445,8 @@ class Director:
         )
         if not receipt.counted:
             raise Refusal("Voting for this round just closed; your vote came too late.")
+        if receipt.countdown_started is not None:
+            self.on_countdown(receipt.countdown_started)
         closes = receipt.countdown_started or current.closes_at
         until = f" until voting closes {rounds.relative_time(closes)}" if closes else ""
         await interaction.response.send_message(

@@ -337,6 +337,12 @@ async def due_rounds(db: Database, now: datetime, limit: int = 100) -> list[Roun
         return [_round_state(row) for row in rows]
 
 
+async def next_closing(db: Database) -> datetime | None:
+    """When the next open round's countdown ends (any channel, any process)."""
+    async with db.session() as session:
+        return await session.scalar(select(func.min(Round.closes_at)).where(Round.status == OPEN))
+
+
 async def _close_open_rounds(
     session: AsyncSession, channel_id: int, now: datetime
 ) -> RoundState | None:

@@ -1,19 +1,29 @@
-"""The rounds loop: closes votes on time (in every process; the database picks one closer),
-resumes mints after a restart, and lets idle keys go."""
+"""The rounds loop: closes votes on time, resumes mints after a restart, lets idle keys go.
+
+Every process runs it; the database decides which process closes a round (a conditional
+UPDATE). The loop sleeps until the next countdown ends, at most `MAX_SLEEP_SECONDS` (no
+vote is shorter, so a round another process opened is never closed late), and the director
+wakes it early when it opens a round that ends sooner.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+import discord
 from discord.ext import commands, tasks
+
+from bot import play, rounds
 
 if TYPE_CHECKING:
     from bot.app import SharedWorldBot
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS = 1.0
+MAX_SLEEP_SECONDS = float(rounds.MIN_VOTE_SECONDS)
+MIN_SLEEP_SECONDS = 0.05
 
 
 class RoundsLoopCog(commands.Cog):
@@ -23,12 +33,13 @@ class RoundsLoopCog(commands.Cog):
 
     async def cog_load(self) -> None:
         if self.bot.plays:
+            self.bot.director.on_countdown = self.wake_at
             self.tick.start()
 
     async def cog_unload(self) -> None:
         self.tick.cancel()
 
-    @tasks.loop(seconds=TICK_SECONDS)
+    @tasks.loop(seconds=MAX_SLEEP_SECONDS)
     async def tick(self) -> None:
         if not self._resumed:
             self._resumed = True
@@ -37,6 +48,23 @@ class RoundsLoopCog(commands.Cog):
         dropped = self.bot.vault.sweep()
         if dropped:
             log.info("idle keys forgotten count=%d", dropped)
+        next_closing = await play.next_closing(self.bot.service.db)
+        self._sleep_until(next_closing, from_iteration=True)
+
+    def wake_at(self, closes_at: datetime) -> None:
+        """Make sure the loop runs when this countdown ends."""
+        upcoming = self.tick.next_iteration
+        if self.tick.is_running() and upcoming is not None and closes_at < upcoming:
+            self._sleep_until(closes_at, from_iteration=False)
+
+    def _sleep_until(self, moment: datetime | None, *, from_iteration: bool) -> None:
+        now = discord.utils.utcnow()
+        if from_iteration or self.tick.next_iteration is None:
+            base = now
+        else:  # tasks.loop measures the interval from the start of the last iteration
+            base = self.tick.next_iteration - timedelta(seconds=self.tick.seconds)
+        seconds = MAX_SLEEP_SECONDS if moment is None else (moment - base).total_seconds()
+        self.tick.change_interval(seconds=min(MAX_SLEEP_SECONDS, max(MIN_SLEEP_SECONDS, seconds)))
 
     @tick.before_loop
     async def before_tick(self) -> None:
