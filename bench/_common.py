@@ -1,0 +1,271 @@
+"""Helpers shared by the benchmark scripts in bench/ (not part of the application).
+
+Importing this module puts the project root on sys.path so the scripts can reuse the test
+fixtures (`tests.fixtures.world.make_settings`, `renders_started`) when run as
+`.venv/bin/python bench/<name>.py` from any directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parents[1]
+if str(PROJECT) not in sys.path:
+    sys.path.insert(0, str(PROJECT))
+
+import asyncpg  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from tests.fixtures.world import make_settings, renders_started  # noqa: E402
+from world.db import Database  # noqa: E402
+from world.settings import StorageSettings  # noqa: E402
+
+__all__ = [
+    "PROJECT",
+    "ConnectionPeak",
+    "MotoProcess",
+    "default_postgres_url",
+    "fresh_postgres",
+    "make_settings",
+    "migrate",
+    "percentile",
+    "print_table",
+    "quiet_logging",
+    "renders_started",
+    "verdict",
+]
+
+POSTGRES_ENV = "SHARED_WORLD_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+S3_ACCESS_KEY = "bench-access"
+S3_SECRET_KEY = "bench-secret"
+
+
+def default_postgres_url() -> str:
+    return os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES_URL
+
+
+def quiet_logging() -> None:
+    """Warnings and errors only: the service logs every claim and upload at INFO."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("werkzeug", "botocore", "boto3", "s3transfer", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Linear-interpolated percentile (numpy's default method); nan for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * pct / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def verdict(met: bool) -> str:
+    return "target met" if met else "target missed"
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A compact left-aligned text table."""
+    cells = [[str(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for index, row in enumerate(cells):
+        print("  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip())
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
+    sys.stdout.flush()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.2f}"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- databases
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@asynccontextmanager
+async def fresh_postgres(base_url: str) -> AsyncIterator[str]:
+    """CREATE DATABASE sw_bench_<random> on the server of `base_url`; DROP ... WITH (FORCE)."""
+    name = f"sw_bench_{secrets.token_hex(6)}"
+    connection = await asyncpg.connect(_asyncpg_dsn(base_url))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    try:
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        connection = await asyncpg.connect(_asyncpg_dsn(base_url))
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+
+class ConnectionPeak:
+    """Peak number of server connections to one PostgreSQL database, sampled every 20 ms."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.peak = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> ConnectionPeak:
+        name = make_url(self.database_url).database
+        connection = await asyncpg.connect(_asyncpg_dsn(self.database_url))
+
+        async def sample() -> None:
+            try:
+                while True:
+                    count = await connection.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name
+                    )
+                    self.peak = max(self.peak, int(count) - 1)  # minus this sampler
+                    await asyncio.sleep(0.02)
+            finally:
+                await connection.close()
+
+        self._task = asyncio.create_task(sample())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+async def migrate(url: str) -> None:
+    """Apply every migration (what `shared-world db upgrade` does)."""
+    db = Database(url)
+    try:
+        await db.upgrade()
+    finally:
+        await db.close()
+
+
+# --------------------------------------------------------------------------- S3 (moto)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class MotoProcess:
+    """moto's standalone S3 server in a child process (`python -m moto.server`).
+
+    The tests run moto in a thread of the test process (tests.fixtures.s3.MotoS3Server); a
+    benchmark must not: moto's request handling would compete for the GIL with the code
+    being measured, and objects it keeps would count towards this process's RSS.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = _free_port(host)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto server exited with {self._process.returncode}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("moto server did not start listening") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def __enter__(self) -> MotoProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=S3_ACCESS_KEY,
+            aws_secret_access_key=S3_SECRET_KEY,
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+
+    def new_bucket(self) -> StorageSettings:
+        """Create a uniquely named bucket; StorageSettings for the s3 backend pointing at it."""
+        bucket = f"sw-bench-{secrets.token_hex(8)}"
+        client = self.client()
+        try:
+            client.create_bucket(Bucket=bucket)
+        finally:
+            client.close()
+        return StorageSettings(
+            backend="s3",
+            endpoint_url=self.endpoint_url,
+            region="auto",
+            bucket=bucket,
+            access_key_id=S3_ACCESS_KEY,
+            secret_access_key=S3_SECRET_KEY,
+            public_base_url=None,
+            signed_urls=True,
+            signed_url_ttl=3600,
+            upload_attempts=3,
+            upload_backoff_seconds=0.2,
+        )
