@@ -11,6 +11,10 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger(__name__)
 
 
+def _monotonic() -> float:
+    return time.monotonic()
+
+
 class Coalescer:
     """Run `action` after `poke()`, at most once per `interval` seconds.
 
@@ -24,14 +28,14 @@ class Coalescer:
         action: Callable[[], Awaitable[None]],
         *,
         name: str = "edit",
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.interval = max(0.0, interval)
         self._action = action
         self._name = name
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = clock or _monotonic
+        self._sleep = sleep or asyncio.sleep
         self._last: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._dirty = False

@@ -15,6 +15,10 @@ from world.logsafe import forget_secret, register_secret
 from world.types import Credentials
 
 
+def _monotonic() -> float:
+    return time.monotonic()  # looked up per call, so a patched clock (tests) is honoured
+
+
 @dataclass
 class _Entry:
     credentials: Credentials = field(repr=False)
@@ -28,9 +32,9 @@ class KeyStatus:
 
 
 class KeyVault:
-    def __init__(self, idle_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, idle_seconds: float, clock: Callable[[], float] | None = None) -> None:
         self.idle_seconds = idle_seconds
-        self._clock = clock
+        self._clock = clock or _monotonic
         self._entries: dict[tuple[int, str], _Entry] = {}
 
     def __repr__(self) -> str:
