@@ -1,0 +1,220 @@
+"""Pure card rendering: what members read, within Discord's Components V2 limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import discord
+import pytest
+
+from bot import render
+from bot.play import CLOSED, OPEN, PICK, VOTE, RoundState
+from world.types import ChildState, ChoiceView, SceneView, Status
+
+OPENED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def scene(
+    path: str = "0/2", *, narration_words: int = 120, label_words: int = 22, **kw
+) -> SceneView:
+    states = [ChildState.READY, ChildState.MINTING, ChildState.UNEXPLORED]
+    choices = tuple(
+        ChoiceView(
+            index=i,
+            label=" ".join(["wander"] * label_words),
+            short_label=" ".join(["short"] * 12),
+            path=f"{path}/{i}" if path else str(i),
+            state=states[i],
+            progress=40 if states[i] is ChildState.MINTING else 0,
+        )
+        for i in range(3)
+    )
+    values = {
+        "world_id": "default",
+        "path": path,
+        "depth": path.count("/") + 1 if path else 0,
+        "status": Status.READY,
+        "title": "The Clockwork Jungle",
+        "narration": " ".join(["storyword"] * narration_words),
+        "choice_label": "Climb the rim",
+        "choices": choices,
+        "video_url": None,
+        "video_key": "worlds/default/scenes/0-2/abc.mp4",
+        "video_bytes": 20_000,
+        "estimated_cost_usd": 0.8,
+    }
+    values.update(kw)
+    return SceneView(**values)
+
+
+def a_round(mode: str = VOTE, status: str = OPEN, closes: datetime | None = OPENED) -> RoundState:
+    return RoundState(
+        id=42,
+        channel_id=7,
+        world_id="default",
+        path="0/2",
+        mode=mode,
+        status=status,
+        message_id=9,
+        opened_at=OPENED,
+        closes_at=closes,
+        winner_index=None,
+    )
+
+
+def texts(layout: discord.ui.LayoutView) -> str:
+    return "\n".join(
+        i.content for i in layout.walk_children() if isinstance(i, discord.ui.TextDisplay)
+    )
+
+
+def buttons(layout: discord.ui.LayoutView) -> list[discord.ui.Button]:
+    found = []
+    for item in layout.walk_children():
+        if isinstance(item, discord.ui.DynamicItem):
+            item = item.item
+        if isinstance(item, discord.ui.Button):
+            found.append(item)
+    return found
+
+
+def within_limits(layout: discord.ui.LayoutView) -> None:
+    assert layout.content_length() <= 4000
+    assert layout.total_children_count <= 40
+    for b in buttons(layout):
+        assert len(b.label or "") <= 80
+        assert b.custom_id is None or len(b.custom_id) <= 100
+
+
+@pytest.mark.parametrize(
+    ("percent", "bar"),
+    [
+        (0, "▱" * 12 + " 0 %"),
+        (50, "▰" * 6 + "▱" * 6 + " 50 %"),
+        (100, "▰" * 12 + " 100 %"),
+        (140, "▰" * 12 + " 100 %"),
+        (-5, "▱" * 12 + " 0 %"),
+    ],
+)
+def test_progress_bar(percent, bar):
+    assert render.progress_bar(percent) == bar
+
+
+def test_costs_read_plainly():
+    assert render.cost_text(0) == "free"
+    assert render.cost_text(0.8) == "about $0.80"
+
+
+def test_choice_states_on_buttons():
+    view = scene()
+    labels = [render.choice_button_label(c, view.estimated_cost_usd) for c in view.choices]
+    assert labels[0].startswith("1. short") and labels[0].endswith(" · instant")
+    assert labels[1].endswith(" · minting 40 %")
+    assert labels[2].endswith(" · unexplored · about $0.80")
+    failed = ChoiceView(0, "Jump", "Jump", "0", ChildState.FAILED)
+    assert render.choice_button_label(failed, 0.8) == "1. Jump · failed · retry"
+    assert all(len(label) <= 80 for label in labels)
+
+
+def test_a_vote_card_shows_tallies_and_the_countdown():
+    layout = render.scene_card(
+        scene(),
+        round=a_round(closes=OPENED + timedelta(seconds=60)),
+        tallies={0: 1, 2: 3},
+        media=render.Media(filename="scene-0-2.mp4"),
+    )
+    text = texts(layout)
+    assert "## The Clockwork Jungle" in text and "-# Start › 1 › 3" in text
+    assert "instant · 1 vote" in text and "3 votes" in text and "0 votes" in text
+    assert f"<t:{int((OPENED + timedelta(seconds=60)).timestamp())}:R>" in text
+    assert [b.custom_id for b in buttons(layout)] == [f"sw:v1:c:42:{i}" for i in range(3)]
+    assert not any(b.disabled for b in buttons(layout))
+    [gallery] = [i for i in layout.walk_children() if isinstance(i, discord.ui.MediaGallery)]
+    assert gallery.items[0].media.url == "attachment://scene-0-2.mp4"
+    within_limits(layout)
+
+
+def test_the_largest_scene_stays_within_discord_limits():
+    layout = render.scene_card(
+        scene(narration_words=400, label_words=80, title="T" * 400),
+        round=a_round(),
+        tallies={0: 10**6},
+        media=render.Media(url="https://cdn.example/x.mp4"),
+    )
+    within_limits(layout)
+
+
+def test_a_pick_card_and_a_held_vote():
+    assert "first click decides" in texts(
+        render.scene_card(scene(), round=a_round(PICK, closes=None), media=render.Media())
+    )
+    held = render.scene_card(scene(), round=a_round(closes=None), media=render.Media())
+    assert "the first vote starts a new countdown" in texts(held)
+
+
+def test_a_closed_round_marks_the_choice_and_disables_buttons():
+    layout = render.scene_card(
+        scene(), round=a_round(status=CLOSED), media=render.Media(), winner=2
+    )
+    assert "Chosen: **3. short" in texts(layout)
+    assert "▶ **3.**" in texts(layout)
+    assert all(b.disabled for b in buttons(layout))
+
+
+def test_clip_media_prefers_a_link_then_an_upload_that_fits():
+    assert (
+        render.clip_media(scene(video_url="https://cdn.example/a.mp4")).url
+        == "https://cdn.example/a.mp4"
+    )
+    assert render.clip_media(scene()).filename == "scene-0-2.mp4"
+    too_big = render.clip_media(scene(video_bytes=11 * 1024 * 1024))
+    assert too_big.filename is None and "too large" in (too_big.note or "")
+    assert render.clip_media(scene(), upload_limit=10_000).note
+
+
+def test_mint_cards_show_the_price_before_anything_is_spent():
+    target = SceneView(
+        "default",
+        "0/2/1",
+        3,
+        Status.PENDING,
+        choice_label="Dive into the amber portal",
+        estimated_cost_usd=0.8,
+    )
+    paid = render.mint_card(target, channel_id=7, provider_name="openai", needs_key=True)
+    assert "about $0.80 with their own openai key" in texts(paid)
+    [mint] = buttons(paid)
+    assert mint.label == "Mint this branch · about $0.80" and mint.custom_id == "sw:v1:m:7:021"
+    free = render.mint_card(target, channel_id=7, provider_name="offline", needs_key=False)
+    assert "free on this world" in texts(free)
+    failed = SceneView(
+        "default",
+        "0",
+        1,
+        Status.FAILED,
+        choice_label="Jump",
+        failure_detail="The provider refused to render this scene.",
+        estimated_cost_usd=0.8,
+    )
+    retry = render.mint_card(failed, channel_id=7, provider_name="openai", needs_key=True)
+    assert "Reason: The provider refused" in texts(retry)
+    assert buttons(retry)[0].label == "Retry · about $0.80"
+    within_limits(paid)
+
+
+def test_progress_cards():
+    running = render.progress_card("Dive", "0/1", 30, stage="rendering")
+    assert (
+        "Minting “Dive”" in texts(running)
+        and "30 %" in texts(running)
+        and "rendering" in texts(running)
+    )
+    done = render.progress_card("Dive", "0/1", 100, outcome="Done: the new scene is below.")
+    assert "Done" in texts(done) and "%" not in texts(done)
+    assert not buttons(running)
+
+
+def test_where_text_lists_every_step():
+    text = render.where_text([("", "The Gate"), ("1", "The Arcade"), ("1/0", None)], "1/0")
+    assert text.splitlines()[0] == "**Start › 2 › 1**"
+    assert "The Arcade" in text and "not made yet" in text
