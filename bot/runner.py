@@ -56,7 +56,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
         print(str(exc), file=sys.stderr)
         return 2
     stop = stop or asyncio.Event()
-    _on_signals(stop)
+    signals = _on_signals(stop)
     bot = build_bot(settings, service)
     web_runner = await _start_http(settings, service)
     bot_task = asyncio.create_task(bot.start(token), name="discord gateway")
@@ -77,6 +77,9 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
         if web_runner is not None:
             await web_runner.cleanup()
         await service.close()
+        loop = asyncio.get_running_loop()
+        for signum in signals:
+            loop.remove_signal_handler(signum)
     log.info("stopped exit_code=%d", code)
     return code
 
@@ -100,11 +103,14 @@ def _bot_exit_code(task: asyncio.Task[Any]) -> int:
     return 1
 
 
-def _on_signals(stop: asyncio.Event) -> None:
+def _on_signals(stop: asyncio.Event) -> list[signal.Signals]:
     loop = asyncio.get_running_loop()
+    installed = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+            installed.append(signum)
+    return installed
 
 
 async def _start_http(settings: Settings, service: WorldService) -> Any:

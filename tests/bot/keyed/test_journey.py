@@ -67,9 +67,16 @@ async def test_full_journey_then_a_second_server_plays_it_free(
     progress = latest(alpha.channel)
     assert "Minting “Roll a glowing marble" in text_of(progress)
     assert "Being minted" in text_of(now(alpha.channel, mint))
+    assert progress_edits(world_env, progress.id) == 0  # posted moments ago: edits wait
+    await world_env.advance_time(5)  # progress edits come at most every 5 s, coalesced
+    assert progress_edits(world_env, progress.id) == 1
+    assert "▰" in text_of(now(alpha.channel, progress)) and " %" in text_of(
+        now(alpha.channel, progress)
+    )
     keyed_provider.release()
     await mint_finished(world_env, world_service, "default", "1")
     assert "Done" in text_of(now(alpha.channel, progress))
+    assert progress_edits(world_env, progress.id) == 2
     new_card = latest(alpha.channel)
     assert "The Neon Arcade Gambit" in text_of(new_card) and "Start › 2" in text_of(new_card)
     assert keyed_provider.paid_calls == 2  # the seed and this branch
@@ -87,3 +94,11 @@ async def test_full_journey_then_a_second_server_plays_it_free(
     assert keyed_provider.paid_calls == 2
     assert (await world_service.view("default", "1")).status is Status.READY
     assert not cards(beta.channel, "Mint this branch")
+
+
+def progress_edits(env, message_id: int) -> int:
+    return sum(
+        1
+        for r in env.http_requests
+        if r.method == "PATCH" and r.path.endswith(f"/messages/{message_id}")
+    )
