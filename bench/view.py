@@ -229,18 +229,28 @@ async def bench_database(
         pool, seconds = await seed(service, args.scenes)
         print(f"{label}: seeded {len(pool):,} ready scenes in {seconds:.1f} s")
         await measure(service, pool, 300, args.concurrency, seed=1)  # warm the pool and caches
-        runs: list[tuple[str, AssetStore, int, int]] = [
-            ("local", local, 1, min(args.calls, REFERENCE_CALLS)),
-            ("local", local, args.concurrency, args.calls),
+        # Cold: every call a random scene of the whole world (the database answers each).
+        # Hot: channels replaying the scenes they are on (the view cache answers most).
+        hot = random.Random(3).sample(pool, min(args.hot, len(pool)))
+        runs: list[tuple[str, AssetStore, int, int, list[str]]] = [
+            ("local", local, 1, min(args.calls, REFERENCE_CALLS), pool),
+            ("local", local, args.concurrency, args.calls, pool),
+            ("local", local, args.concurrency, args.calls, hot),
         ]
         if moto is not None:
-            runs.append(("s3 presigned", S3Store(moto.new_bucket()), args.concurrency, args.calls))
-        for index, (store_name, store, concurrency, calls) in enumerate(runs):
+            s3 = S3Store(moto.new_bucket())
+            runs.append(("s3 presigned", s3, args.concurrency, args.calls, pool))
+            runs.append(("s3 presigned", s3, args.concurrency, args.calls, hot))
+        for index, (store_name, store, concurrency, calls, working) in enumerate(runs):
+            if service.store is not store:
+                service._views.clear()  # cached views carry the other store's URLs
             service.store = store
             if store_name.startswith("s3"):
                 sample = await service.view(WORLD, pool[-1])
                 assert sample.video_url and "X-Amz-Signature=" in sample.video_url, sample
-            result = await measure(service, pool, calls, concurrency, seed=100 + index)
+            if working is not pool:  # the scenes channels are on were shown when posted
+                await asyncio.gather(*(service.view(WORLD, p) for p in working))
+            result = await measure(service, working, calls, concurrency, seed=100 + index)
             if concurrency == 1:
                 target = "reference"
             elif label == "sqlite":
@@ -251,6 +261,7 @@ async def bench_database(
                 [
                     label,
                     store_name,
+                    "all" if working is pool else f"hot {len(working)}",
                     concurrency,
                     calls,
                     result["p50"],
@@ -260,7 +271,7 @@ async def bench_database(
                     target,
                 ]
             )
-            if store is not local:
+            if store is not local and index == len(runs) - 1:
                 await store.close()
     finally:
         service.store = local
@@ -301,6 +312,7 @@ async def main(args: argparse.Namespace) -> int:
         [
             "db",
             "store",
+            "scenes viewed",
             "concurrency",
             "calls",
             "p50 ms",
@@ -319,6 +331,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scenes", type=int, default=100_000)
     parser.add_argument("--calls", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--hot", type=int, default=300, help="working set of the hot runs")
     parser.add_argument("--postgres", action="store_true", help="also bench PostgreSQL")
     parser.add_argument("--postgres-url", default=default_postgres_url())
     parser.add_argument("--no-s3", action="store_true", help="skip the S3-store line")

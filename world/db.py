@@ -82,8 +82,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_size", 8)
         kwargs.setdefault("max_overflow", 8)
     else:
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 20)
+        # Several bot processes share one server (max_connections is often 100).
+        kwargs.setdefault("pool_size", 5)
+        kwargs.setdefault("max_overflow", 10)
         kwargs.setdefault("pool_pre_ping", True)
     engine = create_async_engine(url, **kwargs)
     if is_sqlite:

@@ -1,10 +1,18 @@
-"""Progress fan-out: bounded per-subscriber queues, cleaned up when the subscriber leaves."""
+"""Progress fan-out: one channel per branch, bounded queues, cleaned up when the last
+subscriber leaves.
+
+Events published in this process reach subscribers at once. Changes made by other processes
+are found by one poller per branch (not one per subscriber): it reads the database once when
+the first subscriber arrives, then every `interval` seconds while no job for that branch
+runs in this process.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from world.types import SceneEvent, Status
 
@@ -12,29 +20,18 @@ TERMINAL = frozenset({Status.READY, Status.FAILED, Status.PENDING})
 QUEUE_SIZE = 16
 
 Key = tuple[str, str]
+PollFn = Callable[[str, str], Awaitable[SceneEvent]]
 
 
 class Subscription:
-    """An async iterator of events for one branch; ends after a terminal status.
+    """An async iterator of events for one branch; ends after a terminal status."""
 
-    Events published in this process arrive at once; changes made by other processes are
-    found by polling the database through `poll` every `poll_interval` seconds.
-    """
-
-    def __init__(
-        self,
-        bus: EventBus,
-        key: Key,
-        poll: Callable[[], Awaitable[SceneEvent | None]],
-        poll_interval: float,
-    ) -> None:
+    def __init__(self, bus: EventBus, key: Key) -> None:
         self._bus = bus
         self._key = key
-        self._poll = poll
-        self._poll_interval = poll_interval
         self._queue: asyncio.Queue[SceneEvent] = asyncio.Queue(QUEUE_SIZE)
         self._last: SceneEvent | None = None
-        self._started = False
+        self._attached = False
         self._finished = False
 
     def offer(self, event: SceneEvent) -> None:
@@ -49,23 +46,15 @@ class Subscription:
     async def __anext__(self) -> SceneEvent:
         if self._finished:
             raise StopAsyncIteration
-        if not self._started:
-            self._started = True
-            self._bus._attach(self._key, self)
-            current = await self._poll()
+        if not self._attached:
+            self._attached = True
+            current = self._bus._attach(self._key, self)
             if current is not None:
                 return self._emit(current)
         while True:
-            try:
-                event = await asyncio.wait_for(self._queue.get(), self._poll_interval)
-            except TimeoutError:
-                polled = await self._poll()
-                if polled is None or polled == self._last:
-                    continue
-                event = polled
-            if event == self._last:
-                continue
-            return self._emit(event)
+            event = await self._queue.get()
+            if event != self._last:
+                return self._emit(event)
 
     def _emit(self, event: SceneEvent) -> SceneEvent:
         self._last = event
@@ -74,8 +63,10 @@ class Subscription:
         return event
 
     def _finish(self) -> None:
-        self._finished = True
-        self._bus._detach(self._key, self)
+        if not self._finished:
+            self._finished = True
+            if self._attached:
+                self._bus._detach(self._key, self)
 
     async def aclose(self) -> None:
         self._finish()
@@ -87,24 +78,75 @@ class Subscription:
         await self.aclose()
 
 
+@dataclass
+class _Channel:
+    subscribers: set[Subscription] = field(default_factory=set)
+    last: SceneEvent | None = None
+    published: int = 0  # bumps on every local event, so a slower poll never overrides one
+    poller: asyncio.Task[None] | None = None
+
+
 class EventBus:
-    def __init__(self) -> None:
-        self._subscribers: dict[Key, set[Subscription]] = {}
+    def __init__(
+        self,
+        poll: PollFn,
+        interval: float,
+        is_local: Callable[[Key], bool] = lambda key: False,
+    ) -> None:
+        self._poll = poll
+        self._interval = interval
+        self._is_local = is_local
+        self._channels: dict[Key, _Channel] = {}
+
+    def subscribe(self, world_id: str, path: str) -> Subscription:
+        return Subscription(self, (world_id, path))
 
     def subscriber_count(self) -> int:
-        return sum(len(s) for s in self._subscribers.values())
+        return sum(len(c.subscribers) for c in self._channels.values())
+
+    def channel_count(self) -> int:
+        return len(self._channels)
 
     def publish(self, event: SceneEvent) -> None:
-        for subscription in tuple(self._subscribers.get((event.world_id, event.path), ())):
+        channel = self._channels.get((event.world_id, event.path))
+        if channel is None:
+            return
+        channel.published += 1
+        self._deliver(channel, event)
+
+    def _deliver(self, channel: _Channel, event: SceneEvent) -> None:
+        channel.last = event
+        for subscription in tuple(channel.subscribers):
             subscription.offer(event)
 
-    def _attach(self, key: Key, subscription: Subscription) -> None:
-        self._subscribers.setdefault(key, set()).add(subscription)
+    def _attach(self, key: Key, subscription: Subscription) -> SceneEvent | None:
+        channel = self._channels.get(key)
+        if channel is None:
+            channel = self._channels[key] = _Channel()
+            channel.poller = asyncio.create_task(self._poll_loop(key, channel))
+        channel.subscribers.add(subscription)
+        return channel.last
 
     def _detach(self, key: Key, subscription: Subscription) -> None:
-        subscribers = self._subscribers.get(key)
-        if subscribers is None:
+        channel = self._channels.get(key)
+        if channel is None:
             return
-        subscribers.discard(subscription)
-        if not subscribers:
-            del self._subscribers[key]
+        channel.subscribers.discard(subscription)
+        if not channel.subscribers:
+            del self._channels[key]
+            if channel.poller is not None:
+                channel.poller.cancel()
+
+    async def _poll_loop(self, key: Key, channel: _Channel) -> None:
+        first = True
+        while True:
+            if first or not self._is_local(key):
+                before = channel.published
+                try:
+                    event = await self._poll(*key)
+                except Exception:
+                    event = None  # a failed poll is tried again at the next interval
+                if event is not None and channel.published == before and event != channel.last:
+                    self._deliver(channel, event)
+                first = False
+            await asyncio.sleep(self._interval)

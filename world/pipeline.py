@@ -197,10 +197,10 @@ class GenerationJob:
         self.timings.video_ms = _ms_since(t0)
         await self._progress_to(90, "storing", force=True)
 
-        t0 = time.monotonic()
         poster = await asyncio.to_thread(extract_last_frame_png, spool)
         poster_file = spool.with_suffix(".last.png")
         await asyncio.to_thread(poster_file.write_bytes, poster)
+        t0 = time.monotonic()
         video_key, poster_key = asset_keys(self.world_id, self.path, job_id)
         video_bytes = await self.ctx.store.put_file(video_key, spool, "video/mp4")
         poster_bytes = await self.ctx.store.put_file(poster_key, poster_file, "image/png")

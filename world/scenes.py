@@ -44,6 +44,17 @@ async def load_paths(
     return {row.path: row for row in rows}
 
 
+async def load_view_rows(
+    session: AsyncSession, world_id: str, wanted: Sequence[str]
+) -> dict[str, Any]:
+    """Like load_paths, but plain rows (no ORM identity map): the hot read of `view`."""
+    table = Scene.__table__
+    rows = await session.execute(
+        select(table).where(table.c.world_id == world_id, table.c.path.in_(list(wanted)))
+    )
+    return {row.path: row for row in rows}
+
+
 async def insert_placeholder(
     session: AsyncSession, world_id: str, path: str, choice_label: str | None
 ) -> None:

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import func, select
 
@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 # Failures that another attempt cannot fix; only an admin's `retry` re-opens them.
 FINAL_FAILURES = frozenset({"blocked"})
 READY_CACHE_SIZE = 4096
+VIEW_CACHE_SIZE = 4096
+VIEW_TTL_OPEN = 1.0  # a ready scene with a child that may still change in another process
+VIEW_TTL_SETTLED = 60.0  # all three children ready: nothing left to change
 RECENT_CLAIM_SECONDS = 1.0
 
 
@@ -75,13 +78,24 @@ class WorldService:
         self.db = db
         self.store = store
         self.providers = dict(providers)
-        self.events = EventBus()
+        self.events = EventBus(
+            self._poll_scene,
+            interval=max(0.5, settings.generation.progress_write_interval_seconds),
+            is_local=lambda key: key in self._running_paths,
+        )
         self.locks = PathLocks()
         self._tasks: dict[str, asyncio.Task[None]] = {}  # claim token -> job task
         self._jobs: dict[str, GenerationJob] = {}
         self._running_paths: dict[tuple[str, str], str] = {}  # (world, path) -> token
         self._recent: dict[tuple[str, str], tuple[float, ClaimResult]] = {}
         self._ready_cache: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._views: OrderedDict[tuple[str, str], tuple[float, SceneView]] = OrderedDict()
+        self._view_loads: dict[tuple[str, str], asyncio.Future[SceneView]] = {}
+        self._url_ttl_budget = (
+            settings.storage.signed_url_ttl / 4
+            if settings.storage.backend == "s3" and settings.storage.signed_urls
+            else VIEW_TTL_SETTLED
+        )
         self._job_slots = asyncio.Semaphore(settings.generation.max_concurrent_jobs)
         self._closing = False
         self.watchdog = Watchdog(self, settings.generation.watchdog_interval_seconds)
@@ -191,15 +205,45 @@ class WorldService:
             raise InvalidBranch(str(exc)) from exc
 
     async def view(self, world_id: str, path: str) -> SceneView:
-        """The scene at `path` with each choice's state, in one indexed query."""
+        """The scene at `path` with each choice's state, in one indexed query (or none)."""
         world = self.world(world_id)
         self._check_path(path)
+        key = (world_id, path)
+        cached = self._views.get(key)
+        if cached is not None:
+            if cached[0] > time.monotonic():
+                self._views.move_to_end(key)
+                return cached[1]
+            del self._views[key]
+        loading = self._view_loads.get(key)
+        if loading is None:  # concurrent misses of one scene share one query
+            loading = asyncio.ensure_future(self._load_view(world, path))
+            self._view_loads[key] = loading
+            loading.add_done_callback(lambda _: self._view_loads.pop(key, None))
+        view = await asyncio.shield(loading)
+        if view.status is Status.READY:
+            self._cache_view(key, view)
+        return view
+
+    def _cache_view(self, key: tuple[str, str], view: SceneView) -> None:
+        # Ready scenes never change; only their children's states do. Local events drop the
+        # entry at once (see _publish); the TTL bounds how long another process's change
+        # takes to show, and how old a presigned URL in the cache can get.
+        settled = all(c.state is ChildState.READY for c in view.choices)
+        ttl = min(VIEW_TTL_SETTLED if settled else VIEW_TTL_OPEN, self._url_ttl_budget)
+        self._views[key] = (time.monotonic() + ttl, view)
+        self._views.move_to_end(key)
+        while len(self._views) > VIEW_CACHE_SIZE:
+            self._views.popitem(last=False)
+
+    async def _load_view(self, world: WorldSettings, path: str) -> SceneView:
+        world_id = world.id
         parent_path = paths.parent(path)
         wanted = [path, *paths.children(path)]
         if parent_path is not None:
             wanted.append(parent_path)
         async with self.db.session() as session:
-            rows = await scenes.load_paths(session, world_id, wanted)
+            rows = await scenes.load_view_rows(session, world_id, wanted)
         if parent_path is not None:
             parent = rows.get(parent_path)
             if parent is None or parent.status != Status.READY.value:
@@ -219,9 +263,7 @@ class WorldService:
             )
         return self._scene_view(world, scene, rows)
 
-    def _scene_view(
-        self, world: WorldSettings, scene: Scene, rows: Mapping[str, Scene]
-    ) -> SceneView:
+    def _scene_view(self, world: WorldSettings, scene: Any, rows: Mapping[str, Any]) -> SceneView:
         choices: list[ChoiceView] = []
         if scene.status == Status.READY.value and scene.choices:
             for index, choice in enumerate(scene.choices):
@@ -403,6 +445,7 @@ class WorldService:
                 )
         log.info("claimed world=%s path=%s retry=%s", world_id, path, retry)
         self._start_job(world, path, token, credentials, hashed)
+        self._publish(SceneEvent(world_id, path, Status.QUEUED, progress=0, stage="queued"))
         return ClaimResult(ClaimOutcome.QUEUED, world_id, path, progress=0, claimed_by_caller=True)
 
     def _existing_outcome(self, scene: Scene, *, retry: bool) -> ClaimResult | None:
@@ -497,6 +540,10 @@ class WorldService:
         return True
 
     def _publish(self, event: SceneEvent) -> None:
+        self._views.pop((event.world_id, event.path), None)
+        parent_path = paths.parent(event.path)
+        if parent_path is not None:
+            self._views.pop((event.world_id, parent_path), None)
         if event.status is Status.READY:
             self._remember_ready(event.world_id, event.path)
         if event.status is not Status.QUEUED:
@@ -541,24 +588,22 @@ class WorldService:
         """Async iterator of progress and status events; ends at ready, failed or pending."""
         self.world(world_id)
         self._check_path(path)
+        return self.events.subscribe(world_id, path)
 
-        async def poll() -> SceneEvent | None:
-            async with self.db.session() as session:
-                rows = await scenes.load_paths(session, world_id, [path])
-            scene = rows.get(path)
-            if scene is None:
-                return SceneEvent(world_id, path, Status.PENDING)
-            return SceneEvent(
-                world_id,
-                path,
-                Status(scene.status),
-                progress=scene.progress,
-                failure_code=scene.failure_code,
-                failure_detail=scene.failure_detail,
-            )
-
-        interval = max(0.5, self.settings.generation.progress_write_interval_seconds)
-        return Subscription(self.events, (world_id, path), poll, interval)
+    async def _poll_scene(self, world_id: str, path: str) -> SceneEvent:
+        """The branch's state as stored: how progress of other processes' jobs arrives."""
+        async with self.db.session() as session:
+            scene = (await scenes.load_paths(session, world_id, [path])).get(path)
+        if scene is None:
+            return SceneEvent(world_id, path, Status.PENDING)
+        return SceneEvent(
+            world_id,
+            path,
+            Status(scene.status),
+            progress=scene.progress,
+            failure_code=scene.failure_code,
+            failure_detail=scene.failure_detail,
+        )
 
     def running_jobs(self) -> int:
         return len(self._tasks)
@@ -629,7 +674,7 @@ def _percentile(ordered: list[int], pct: float) -> float | None:
     return float(ordered[rank])
 
 
-def _child_state(child: Scene | None) -> ChildState:
+def _child_state(child: Any) -> ChildState:
     if child is None:
         return ChildState.UNEXPLORED
     return {
@@ -639,7 +684,7 @@ def _child_state(child: Scene | None) -> ChildState:
     }.get(child.status, ChildState.UNEXPLORED)
 
 
-def _parent_choice_label(parent: Scene | None, path: str) -> str | None:
+def _parent_choice_label(parent: Any, path: str) -> str | None:
     index = paths.last_index(path)
     if parent is None or index is None or not parent.choices or index >= len(parent.choices):
         return None

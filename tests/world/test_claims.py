@@ -36,6 +36,7 @@ async def test_200_concurrent_claims_on_sqlite_start_one_render(settings, servic
     assert {claimed for claimed, _ in outcomes} == {"queued"}
     assert {final for _, final in outcomes} == {"ready"}
     assert len(service.locks) == 0, "per-path locks must be released"
+    assert service.events.channel_count() == 0, "progress channels must be cleaned up"
     assert service.events.subscriber_count() == 0, "subscribers must be cleaned up"
 
 

@@ -94,3 +94,26 @@ async def test_metrics_count_branches_renders_and_contributors(service):
     assert metrics.storage_bytes > 0
     assert metrics.render_ms_p50 is not None and metrics.render_ms_p99 >= metrics.render_ms_p50
     assert metrics.estimated_spend_usd == 0.0  # the offline provider is free
+
+
+async def test_a_cached_view_shows_child_changes_from_this_and_other_processes(tmp_path):
+    settings = make_settings(tmp_path, providers={"offline_render_seconds": 3.0})
+    service = await start_service(settings, run_watchdog=False)
+    other = await start_service(settings, run_watchdog=False)  # a second bot process
+    try:
+        await mint(service, "")
+        first = await service.view("default", "")
+        with count_queries(service) as statements:
+            again = await service.view("default", "")
+        assert statements == [] and again == first, "a ready scene is served from memory"
+
+        await service.claim("default", "0", None, "alice")  # this process: seen at once
+        assert (await service.view("default", "")).choices[0].state is ChildState.MINTING
+
+        await other.claim("default", "1", None, "bob")  # another process: seen within a second
+        async with asyncio.timeout(10):
+            while (await service.view("default", "")).choices[1].state is not ChildState.MINTING:
+                await asyncio.sleep(0.1)
+    finally:
+        await service.close()
+        await other.close()
