@@ -171,16 +171,24 @@ async def release(
     status: Status = Status.PENDING,
     failure_code: str | None = None,
     failure_detail: str | None = None,
+    lease_expired_before: datetime | None = None,
 ) -> bool:
-    """End a claim (back to pending, or failed); a no-op when the token lost the branch."""
+    """End a claim (back to pending, or failed); a no-op when the token lost the branch.
+
+    With `lease_expired_before`, only a claim whose lease ran out by then is ended: the
+    watchdog's compare-and-set, safe against a job that renewed its lease meanwhile.
+    """
+    conditions = [
+        Scene.world_id == world_id,
+        Scene.path == path,
+        Scene.claim_token == token,
+        Scene.status == Status.QUEUED.value,
+    ]
+    if lease_expired_before is not None:
+        conditions.append(Scene.lease_until < lease_expired_before)
     result = await session.execute(
         update(Scene)
-        .where(
-            Scene.world_id == world_id,
-            Scene.path == path,
-            Scene.claim_token == token,
-            Scene.status == Status.QUEUED.value,
-        )
+        .where(*conditions)
         .values(
             status=status.value,
             claim_token=None,
@@ -216,24 +224,6 @@ async def expired_claims(
         .limit(limit)
     )
     return [(w, p, t) for w, p, t in rows if t is not None]
-
-
-async def recycle_expired(
-    session: AsyncSession, world_id: str, path: str, token: str, now: datetime
-) -> bool:
-    result = await session.execute(
-        update(Scene)
-        .where(
-            Scene.world_id == world_id,
-            Scene.path == path,
-            Scene.claim_token == token,
-            Scene.status == Status.QUEUED.value,
-            Scene.lease_until < now,
-        )
-        .values(status=Status.PENDING.value, claim_token=None, lease_until=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
 
 
 async def explored(

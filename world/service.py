@@ -573,7 +573,9 @@ class WorldService:
         recycled = 0
         for world_id, path, token in expired:
             async with self.db.transaction() as session:
-                done = await scenes.recycle_expired(session, world_id, path, token, now)
+                done = await scenes.release(
+                    session, world_id, path, token, lease_expired_before=now
+                )
             if done:
                 recycled += 1
                 self.cancel_local(token)
