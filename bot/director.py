@@ -28,6 +28,7 @@ from bot.coalesce import Coalescer
 from bot.components import KeyModal, NewKeyButton, SavedKeyButton
 from bot.errors import Refusal
 from bot.play import PICK, VOTE, ChannelState, RoundState
+from bot.votes import RoundCache, VoteBatcher
 from world import paths, scenes
 from world.logsafe import forget_secret, register_secret
 from world.providers.base import ProviderError
@@ -86,6 +87,8 @@ class Director:
         self._card_edits: dict[int, Coalescer] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self.rounds = RoundCache(lambda: self.db)
+        self.votes = VoteBatcher(lambda: self.db, self.now)
         # Set by the rounds loop: called with each new closing time so it wakes up for it.
         self.on_countdown: Callable[[datetime], None] = lambda closes_at: None
 
@@ -130,6 +133,7 @@ class Director:
         return task
 
     async def close(self) -> None:
+        await self.votes.close()
         tasks = [*self._followers.values(), *self._background]
         for editor in list(self._card_edits.values()):
             await editor.close()
@@ -413,7 +417,7 @@ class Director:
         self, interaction: discord.Interaction, round_id: int, index: int, label: str | None
     ) -> None:
         """A click on a scene card's choice: a vote, or in pick mode the decision."""
-        current = await play.get_round(self.db, round_id)
+        current = await self.rounds.get(round_id)
         if current is None:
             raise Refusal(STALE_ROUND)
         if not current.is_open:
@@ -423,7 +427,9 @@ class Director:
         name = _choice_name(label, index)
         now = self.now()
         if current.mode == PICK:
-            if not await play.close_round(self.db, current.id, index, now):
+            won = await play.close_round(self.db, current.id, index, now)
+            self.rounds.forget(current.id)
+            if not won:
                 raise Refusal("Someone else picked first; the story goes on with their choice.")
             await interaction.response.send_message(f"You picked **{name}**.", ephemeral=True)
             log.info(
@@ -440,12 +446,13 @@ class Director:
         if current.closes_at is None:  # held without votes: this vote restarts the countdown
             state = await play.get_channel(self.db, current.channel_id)
             vote_seconds = state.vote_seconds if state is not None else vote_seconds
-        receipt = await play.cast_vote(
-            self.db, current.id, interaction.user.id, index, now, vote_seconds=vote_seconds
+        receipt = await self.votes.cast(
+            play.Ballot(current.id, interaction.user.id, index, vote_seconds)
         )
         if not receipt.counted:
             raise Refusal("Voting for this round just closed; your vote came too late.")
         if receipt.countdown_started is not None:
+            self.rounds.forget(current.id)
             self.on_countdown(receipt.countdown_started)
         closes = receipt.countdown_started or current.closes_at
         until = f" until voting closes {rounds.relative_time(closes)}" if closes else ""
@@ -468,6 +475,7 @@ class Director:
 
     async def _close_due(self, due: RoundState) -> int:
         counts = await play.vote_counts(self.db, due.id)
+        self.rounds.forget(due.id)
         if not counts:
             if await play.hold_round(self.db, due.id):
                 log.info(

@@ -12,19 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, literal, select, update
+from sqlalchemy import BigInteger, Integer, column, exists, func, select, update, values
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from world.db import Database
-from world.models import Channel, Round, Vote
+from world.models import Channel, Round, UTCDateTime, Vote
 
 VOTE = "vote"
 PICK = "pick"
 MODES = (VOTE, PICK)
 OPEN = "open"
 CLOSED = "closed"
+VOTE_CHUNK = 500  # ballots per INSERT (4 parameters each, well inside SQLite's limit)
 
 
 @dataclass(frozen=True)
@@ -346,28 +347,113 @@ async def next_closing(db: Database) -> datetime | None:
 async def _close_open_rounds(
     session: AsyncSession, channel_id: int, now: datetime
 ) -> RoundState | None:
-    row = await session.scalar(
-        select(Round).where(Round.channel_id == channel_id, Round.status == OPEN)
-    )
-    if row is None:
-        return None
-    await session.execute(
+    """Close the channel's open round, if any, in one write (UPDATE ... RETURNING)."""
+    result = await session.execute(
         update(Round)
-        .where(Round.id == row.id, Round.status == OPEN)
+        .where(Round.channel_id == channel_id, Round.status == OPEN)
         .values(status=CLOSED, closed_at=now)
+        .returning(Round)
         .execution_options(synchronize_session=False)
     )
-    closed = _round_state(row)
-    return RoundState(**{**closed.__dict__, "status": CLOSED})
+    row = result.scalars().first()
+    return _round_state(row) if row is not None else None
 
 
 # -- votes ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
+class Ballot:
+    """One member's vote as it arrives (a later ballot of the same member replaces it)."""
+
+    round_id: int
+    user_id: int
+    choice_index: int
+    vote_seconds: int  # the countdown a held round restarts with
+
+
+@dataclass(frozen=True)
 class VoteReceipt:
     counted: bool  # False: the round was closed
     countdown_started: datetime | None = None  # set when this vote restarted a held round
+
+
+async def cast_votes(db: Database, ballots: Sequence[Ballot], now: datetime) -> list[VoteReceipt]:
+    """Record (or change) many votes in one transaction, each only while its round is open.
+
+    One INSERT ... SELECT ... WHERE the round is open ... ON CONFLICT DO UPDATE per chunk of
+    ballots, so the transaction holds SQLite's write lock from its first statement (no
+    read-then-upgrade race with a concurrent close). A round whose countdown ran out without
+    votes gets a fresh countdown from its first new vote.
+    """
+    latest: dict[tuple[int, int], Ballot] = {}
+    for ballot in ballots:  # a member who clicked twice in one batch: the later click counts
+        latest.pop((ballot.round_id, ballot.user_id), None)
+        latest[(ballot.round_id, ballot.user_id)] = ballot
+    unique = list(latest.values())
+    round_ids = sorted({b.round_id for b in unique})
+    restarted: dict[int, datetime] = {}
+    async with db.transaction() as session:
+        insert = _insert(session)
+        for start in range(0, len(unique), VOTE_CHUNK):
+            chunk = unique[start : start + VOTE_CHUNK]
+            incoming = (
+                values(
+                    column("round_id", BigInteger),
+                    column("user_id", BigInteger),
+                    column("choice_index", Integer),
+                    column("voted_at", UTCDateTime()),
+                    name="incoming",
+                )
+                .data([(b.round_id, b.user_id, b.choice_index, now) for b in chunk])
+                .cte("incoming")
+            )
+            source = select(
+                incoming.c.round_id,
+                incoming.c.user_id,
+                incoming.c.choice_index,
+                incoming.c.voted_at,
+            ).where(exists().where(Round.id == incoming.c.round_id, Round.status == OPEN))
+            stmt = insert(Vote).from_select(
+                ["round_id", "user_id", "choice_index", "voted_at"], source
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["round_id", "user_id"],
+                set_={
+                    "choice_index": stmt.excluded.choice_index,
+                    "voted_at": stmt.excluded.voted_at,
+                },
+            )
+            await session.execute(stmt)
+        open_rounds = dict(
+            (
+                await session.execute(
+                    select(Round.id, Round.closes_at).where(
+                        Round.id.in_(round_ids), Round.status == OPEN
+                    )
+                )
+            ).all()
+        )
+        for round_id, closes_at in open_rounds.items():
+            if closes_at is not None:
+                continue
+            first = next(b for b in unique if b.round_id == round_id)
+            closes = now + timedelta(seconds=first.vote_seconds)
+            result = await session.execute(
+                update(Round)
+                .where(Round.id == round_id, Round.status == OPEN, Round.closes_at.is_(None))
+                .values(closes_at=closes)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:
+                restarted[round_id] = closes
+    receipts = []
+    for ballot in ballots:
+        counted = ballot.round_id in open_rounds
+        receipts.append(
+            VoteReceipt(counted, restarted.pop(ballot.round_id, None) if counted else None)
+        )
+    return receipts
 
 
 async def cast_vote(
@@ -379,36 +465,9 @@ async def cast_vote(
     *,
     vote_seconds: int,
 ) -> VoteReceipt:
-    """Record (or change) a member's vote, only while the round is open.
-
-    A round whose countdown ran out without votes gets a fresh countdown from this vote.
-    """
-    async with db.transaction() as session:
-        still_open = exists().where(Round.id == round_id, Round.status == OPEN)
-        source = select(
-            literal(round_id),
-            literal(user_id),
-            literal(choice_index),
-            literal(now, Vote.voted_at.type),
-        ).where(still_open)
-        stmt = _insert(session)(Vote).from_select(
-            ["round_id", "user_id", "choice_index", "voted_at"], source
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["round_id", "user_id"],
-            set_={"choice_index": stmt.excluded.choice_index, "voted_at": stmt.excluded.voted_at},
-        )
-        result = await session.execute(stmt)
-        if result.rowcount != 1:
-            return VoteReceipt(counted=False)
-        closes = now + timedelta(seconds=vote_seconds)
-        restarted = await session.execute(
-            update(Round)
-            .where(Round.id == round_id, Round.status == OPEN, Round.closes_at.is_(None))
-            .values(closes_at=closes)
-            .execution_options(synchronize_session=False)
-        )
-        return VoteReceipt(True, closes if restarted.rowcount == 1 else None)
+    """One vote in its own transaction (see `cast_votes`)."""
+    [receipt] = await cast_votes(db, [Ballot(round_id, user_id, choice_index, vote_seconds)], now)
+    return receipt
 
 
 async def vote_counts(db: Database, round_id: int) -> dict[int, int]:

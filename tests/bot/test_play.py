@@ -10,15 +10,23 @@ from pathlib import Path
 import pytest
 
 from bot import play
+from bot.votes import RoundCache, VoteBatcher
 from world import scenes
 from world.db import Database
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'play.db'}"
+    return request.getfixturevalue("postgres_database")
+
+
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'play.db'}")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
     await database.upgrade()
     async with database.transaction() as session:
         await scenes.upsert_world(
@@ -138,3 +146,61 @@ async def test_moving_stopping_and_configuring_a_channel(db):
 
     resumed = await bound(db)  # binding again reactivates it
     assert resumed.active and resumed.current_path == ""
+
+
+async def test_votes_arriving_together_are_written_together(db):
+    await bound(db, 5)
+    await bound(db, 6)
+    await bound(db, 7)
+    live, held, closed = await opened(db, 5), await opened(db, 6, closes=None), await opened(db, 7)
+    assert await play.close_round(db, closed.id, 0, NOW)
+
+    receipts = await play.cast_votes(
+        db,
+        [
+            play.Ballot(live.id, 1, 0, 60),
+            play.Ballot(live.id, 1, 2, 60),  # the same member changes their mind
+            play.Ballot(held.id, 2, 1, 30),
+            play.Ballot(held.id, 3, 1, 30),
+            play.Ballot(closed.id, 4, 0, 60),
+        ],
+        NOW,
+    )
+
+    assert [r.counted for r in receipts] == [True, True, True, True, False]
+    assert [r.countdown_started for r in receipts] == [
+        None,
+        None,
+        NOW + timedelta(seconds=30),
+        None,
+        None,
+    ]
+    assert await play.vote_counts(db, live.id) == {2: 1}
+    assert await play.vote_counts(db, held.id) == {1: 2}
+    assert await play.vote_counts(db, closed.id) == {}
+
+
+async def test_two_hundred_clicks_share_reads_and_writes(db):
+    await bound(db)
+    round_ = await opened(db)
+    reads = []
+    original = play.get_round
+
+    async def counted_get_round(database, round_id):
+        reads.append(round_id)
+        return await original(database, round_id)
+
+    cache = RoundCache(lambda: db)
+    batcher = VoteBatcher(lambda: db, lambda: NOW)
+    play.get_round, saved = counted_get_round, play.get_round
+    try:
+        rows = await asyncio.gather(*(cache.get(round_.id) for _ in range(200)))
+        receipts = await asyncio.gather(
+            *(batcher.cast(play.Ballot(round_.id, user, user % 3, 60)) for user in range(200))
+        )
+    finally:
+        play.get_round = saved
+    assert reads == [round_.id] and all(r == round_ for r in rows)
+    assert all(r.counted for r in receipts)
+    assert batcher.batches <= 2  # the first vote, then everyone who arrived meanwhile
+    assert sum((await play.vote_counts(db, round_.id)).values()) == 200
