@@ -451,6 +451,14 @@ class Director:
         )
         if not receipt.counted:
             raise Refusal("Voting for this round just closed; your vote came too late.")
+        log.debug(
+            "vote world=%s path=%s round=%s choice=%d counted=%s",
+            current.world_id,
+            current.path,
+            current.id,
+            index,
+            receipt.counted,
+        )
         if receipt.countdown_started is not None:
             self.rounds.forget(current.id)
             self.on_countdown(receipt.countdown_started)
@@ -837,7 +845,9 @@ class Director:
         await self._tell_contributors(
             world_id, path, final.status, final.failure_code, final.failure_detail
         )
-        await self.show(channel_id)
+        state = await play.get_channel(self.db, channel_id)
+        if state is not None and state.active and state.current_path == path:
+            await self.show(channel_id)  # the mint card again (or a retry card)
 
     async def _tell_contributors(
         self, world_id: str, path: str, status: Status, code: str | None, detail: str | None
@@ -867,7 +877,8 @@ class Director:
         """After a start: follow mints the channels wait for; post cards that went missing."""
         for state in await play.active_channels(self.db):
             try:
-                if await play.open_round_of(self.db, state.channel_id) is not None:
+                current = await play.open_round_of(self.db, state.channel_id)
+                if current is not None and current.message_id is not None:
                     continue  # its card's buttons work from the database
                 view = await self.service.view(state.world_id, state.current_path)
                 if view.status is Status.QUEUED:

@@ -35,8 +35,8 @@ def parse_path(text: str, max_depth: int) -> str:
 def _text_channel(interaction: discord.Interaction) -> tuple[int, int]:
     if interaction.guild_id is None or interaction.channel_id is None:
         raise app_commands.NoPrivateMessage()
-    if not isinstance(interaction.channel, discord.TextChannel | discord.Thread):
-        raise Refusal("Adventures run in text channels and threads.")
+    if not isinstance(interaction.channel, discord.TextChannel):
+        raise Refusal("Adventures run in text channels.")
     return interaction.channel_id, interaction.guild_id
 
 
@@ -57,6 +57,9 @@ class AdventureCog(
     )
     @app_commands.choices(mode=MODE_CHOICES)
     @manage_guild
+    @app_commands.checks.bot_has_permissions(
+        view_channel=True, send_messages=True, embed_links=True, attach_files=True
+    )
     async def start(
         self,
         interaction: discord.Interaction,

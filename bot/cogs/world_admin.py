@@ -107,13 +107,6 @@ class WorldAdminCog(
             content=f"Stopped minting {render.breadcrumbs(target)}; it is unexplored again."
         )
 
-    @retry.autocomplete("path")
-    @cancel.autocomplete("path")
-    async def branch_path(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        return []
-
 
 async def setup(bot: SharedWorldBot) -> None:
     await bot.add_cog(WorldAdminCog(bot))
