@@ -153,6 +153,7 @@ class Director:
     ) -> ChannelState:
         """Bind a channel (resuming where it was, if it played before) and post its card."""
         previous = await play.get_channel(self.db, channel_id)
+        replaced = await play.open_round_of(self.db, channel_id)
         discord_settings = self.service.settings.discord
         world_id = self.world_for(previous)
         state = await play.bind_channel(
@@ -173,6 +174,8 @@ class Director:
             channel_id,
             state.mode,
         )
+        if replaced is not None:  # started again while running: the old card stops taking votes
+            await self._retire_card(replaced, winner=None)
         await self.show(channel_id, mint_now=True)
         return state
 

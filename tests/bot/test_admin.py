@@ -171,3 +171,17 @@ async def test_a_channel_arriving_at_a_branch_being_minted_waits_free(world_env,
     for server in (alpha, beta):
         assert "Start › 1" in text_of(latest(server.channel))
     assert (await world_service.metrics("default")).renders == 2
+
+
+async def test_starting_again_replaces_the_card_and_keeps_the_place(world_env, world_service):
+    server = await started(world_env, world_service)
+    first = latest(server.channel)
+    again = await server.admin.slash(
+        server.channel, "adventure start", mode="pick", vote_seconds=30
+    )
+    assert "first click decides" in again.response.content
+    assert all(b.get("disabled") for b in buttons_of(now(server.channel, first)))
+    second = latest(server.channel)
+    assert second.id != first.id and "first click decides" in text_of(second)
+    state = await play.get_channel(world_service.db, server.channel.id)
+    assert (state.mode, state.vote_seconds, state.current_path) == ("pick", 30, "")
