@@ -101,3 +101,24 @@ async def test_a_rejected_token_exits_1_with_a_sentence(migrated, services, monk
 async def test_an_outdated_database_names_the_command_to_run(settings, capsys):
     assert await runner.serve(settings) == 2
     assert "shared-world db upgrade" in capsys.readouterr().err
+
+
+async def test_sync_commands_publishes_to_one_server(settings, monkeypatch, capsys):
+    published: list[tuple[list[str], int | None]] = []
+
+    async def login(self: SharedWorldBot, token: str) -> None:
+        assert token == "test-token-not-real"
+        await self.setup_hook()  # what discord.py's login runs; no gateway, no service
+
+    async def sync(self, *, guild=None):
+        names = [c.name for c in self.get_commands(guild=guild)]
+        published.append((names, guild.id if guild else None))
+        return [type("Published", (), {"name": name})() for name in names]
+
+    monkeypatch.setattr(SharedWorldBot, "login", login)
+    monkeypatch.setattr(discord.app_commands.CommandTree, "sync", sync)
+
+    assert await runner.sync_commands(settings, 1234) == 0
+    assert published == [(["adventure", "key", "world"], 1234)]
+    out = capsys.readouterr().out
+    assert out.startswith("Published 3 commands to server 1234 (available now)")
