@@ -85,7 +85,11 @@ class ChoiceButton(ui.DynamicItem[ui.Button[Any]], template=CHOICE_TEMPLATE):
 class _BranchButton(
     ui.DynamicItem[ui.Button[Any]], template=r"sw:v1:_never_:(?P<channel>0):(?P<path>\.)"
 ):
-    """A button about one branch as seen from one channel; the path is decoded on click."""
+    """A button about one branch as seen from one channel; the path is decoded on click.
+
+    A base for the buttons below, never registered itself (DynamicItem insists on a
+    template, so it gets one no custom_id of ours can match).
+    """
 
     kind = "_"
 
@@ -250,7 +254,6 @@ class KeyModal(ui.Modal):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         director = _bot(interaction).director
         key = self.key_input.value
-        self.key_input.default = None
         await guarded(
             interaction,
             director.on_key_submitted(

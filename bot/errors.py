@@ -22,8 +22,8 @@ class Refusal(Exception):
 
 def plain_message(error: BaseException) -> str:
     """The sentence a member sees for an error; never an internal detail or a secret."""
-    if isinstance(error, app_commands.CommandInvokeError | app_commands.TransformerError):
-        error = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
     if isinstance(error, Refusal | ServiceError | InvalidPath):
         return str(error)
     if isinstance(error, app_commands.MissingPermissions):
