@@ -19,6 +19,10 @@ KEY_SHAPES = re.compile(
     r"(sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|gsk_[A-Za-z0-9]{16,}|r8_[A-Za-z0-9]{16,})"
 )
 
+# Modal submissions (and component payloads) carry what members typed in "value" fields;
+# discord.py's DEBUG gateway log prints them before any key vault has seen the key.
+COMPONENT_VALUE = re.compile(r"""(['"]value['"]\s*:\s*)(['"])(?:\\.|(?!\2).)*\2""")
+
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _installed = False
@@ -42,6 +46,8 @@ def redact(text: str) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    if "custom_id" in text:
+        text = COMPONENT_VALUE.sub(lambda m: m.group(1) + m.group(2) + REDACTED + m.group(2), text)
     return KEY_SHAPES.sub(REDACTED, text)
 
 

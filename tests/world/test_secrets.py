@@ -46,3 +46,23 @@ def test_the_redaction_filter_removes_key_shapes_from_any_log_line(caplog):
         )
     assert FAKE_KEY not in caplog.text
     assert "[redacted]" in caplog.text
+
+
+def test_a_typed_value_in_a_gateway_dump_is_redacted_whatever_its_shape(caplog):
+    install_redaction()
+    typed = "my-gateway-key-without-a-known-prefix"
+    payload = {
+        "t": "INTERACTION_CREATE",
+        "d": {
+            "type": 5,
+            "data": {
+                "custom_id": "sw:v1:key",
+                "components": [{"type": 18, "component": {"type": 4, "value": typed}}],
+            },
+        },
+    }
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("discord.gateway").debug("WebSocket Event: %s", payload)
+        logging.getLogger("discord.gateway").debug('raw: {"custom_id": "k", "value": "%s"}', typed)
+    assert typed not in caplog.text
+    assert caplog.text.count("[redacted]") == 2
