@@ -10,12 +10,12 @@ from world.db import Database, SchemaOutdated, redacted_url
 from world.settings import Settings
 
 REQUIRED_PERMISSIONS = {
-    # Exactly what the bot uses: see the README's permission table.
+    # Exactly what the bot uses: it posts and edits its own cards (partial messages, so no
+    # history reads, no replies) and uploads a clip when storage has no public URL.
     "View Channels": 1 << 10,
     "Send Messages": 1 << 11,
     "Embed Links": 1 << 14,
     "Attach Files": 1 << 15,
-    "Read Message History": 1 << 16,
 }
 
 
