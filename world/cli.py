@@ -23,6 +23,7 @@ def configure_logging(level: str) -> None:
         stream=sys.stderr,
     )
     install_redaction()
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up noise
 
 
 def _load(config: str | None) -> Settings:
