@@ -52,6 +52,7 @@ VIEW_CACHE_SIZE = 4096
 VIEW_TTL_OPEN = 1.0  # a ready scene with a child that may still change in another process
 VIEW_TTL_SETTLED = 60.0  # all three children ready: nothing left to change
 RECENT_CLAIM_SECONDS = 1.0
+RECENT_CLAIMS_MAX = 1024
 
 
 class ServiceError(Exception):
@@ -85,7 +86,6 @@ class WorldService:
         )
         self.locks = PathLocks()
         self._tasks: dict[str, asyncio.Task[None]] = {}  # claim token -> job task
-        self._jobs: dict[str, GenerationJob] = {}
         self._running_paths: dict[tuple[str, str], str] = {}  # (world, path) -> token
         self._recent: dict[tuple[str, str], tuple[float, ClaimResult]] = {}
         self._ready_cache: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -373,9 +373,8 @@ class WorldService:
             result = await self._claim_in_database(
                 world, path, credentials, contributor, retry=retry
             )
-            if result.outcome is not ClaimOutcome.REFUSED:
-                shared = ClaimResult(result.outcome, world_id, path, progress=result.progress)
-                self._recent[key] = (time.monotonic(), shared)
+            if result.outcome is ClaimOutcome.QUEUED:
+                self._remember_recent(key, result)
             return result
 
     async def _claim_in_database(
@@ -470,6 +469,17 @@ class WorldService:
             )
         return None
 
+    def _remember_recent(self, key: tuple[str, str], result: ClaimResult) -> None:
+        """Identical claims arriving together get this answer without a database read."""
+        now = time.monotonic()
+        if len(self._recent) >= RECENT_CLAIMS_MAX:
+            for stale in [
+                k for k, (at, _) in self._recent.items() if now - at >= RECENT_CLAIM_SECONDS
+            ]:
+                del self._recent[stale]
+        shared = ClaimResult(result.outcome, result.world_id, result.path, progress=result.progress)
+        self._recent[key] = (now, shared)
+
     def _remember_ready(self, world_id: str, path: str) -> None:
         self._ready_cache[(world_id, path)] = None
         self._ready_cache.move_to_end((world_id, path))
@@ -495,7 +505,6 @@ class WorldService:
         job = GenerationJob(
             ctx, path=path, token=token, credentials=credentials, contributor=contributor
         )
-        self._jobs[token] = job
         self._running_paths[(world.id, path)] = token
         task = asyncio.create_task(self._run_job(job), name=f"generate {world.id}/{path}")
         self._tasks[token] = task
@@ -513,7 +522,6 @@ class WorldService:
                 await run_guarded(job, done)
         finally:
             self._tasks.pop(job.token, None)
-            self._jobs.pop(job.token, None)
             key = (job.world_id, job.path)
             if self._running_paths.get(key) == job.token:
                 del self._running_paths[key]
