@@ -877,8 +877,14 @@ class Director:
             await self.show(state.channel_id)
 
     async def resume(self) -> None:
-        """After a start: follow mints the channels wait for; post cards that went missing."""
+        """After a start: follow mints the channels wait for; post cards that went missing.
+
+        Only channels of servers this process serves: with several processes (Discord shards),
+        each resumes its own servers and no card or progress message is posted twice.
+        """
         for state in await play.active_channels(self.db):
+            if self.bot.get_guild(state.guild_id) is None:
+                continue
             try:
                 current = await play.open_round_of(self.db, state.channel_id)
                 if current is not None and current.message_id is not None:

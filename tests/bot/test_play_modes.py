@@ -17,6 +17,7 @@ from tests.fixtures.discord import (
     text_of,
 )
 from tests.fixtures.world import renders_started, wait_until_settled
+from world.models import utcnow
 
 
 async def start_adventure(env, service, server: Server, **options) -> None:
@@ -131,3 +132,28 @@ async def test_pick_mode_plays_a_ready_branch_at_once(world_env, world_service):
         latest(server.channel), custom_id=button(latest(server.channel), "1.")["custom_id"]
     )
     assert late.acknowledged
+
+
+async def test_a_restart_resumes_only_the_servers_this_process_serves(
+    world_env, world_service, discord_settings, caplog
+):
+    server = Server(world_env, "alpha")
+    await start_adventure(world_env, world_service, server)
+    # A channel of a server that another bot process (another shard) serves: bound in the
+    # shared database, unknown to this process.
+    await play.bind_channel(
+        world_service.db,
+        channel_id=987_654_321_000,
+        guild_id=123_456_789_000,
+        world_id="default",
+        mode=play.VOTE,
+        vote_seconds=60,
+        path="",
+        now=utcnow(),
+    )
+
+    await world_env.restart_bot(attach(world_env, build_bot(discord_settings, world_service)))
+    await world_env.advance_time(1)
+
+    assert "resuming channel failed" not in caplog.text
+    assert "Start" in text_of(latest(server.channel))
