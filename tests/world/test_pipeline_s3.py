@@ -67,6 +67,9 @@ async def test_a_failed_upload_keeps_the_spooled_clip_and_a_retry_uploads_it(
         retried = await service.retry("default", "", None, "bob")
         assert retried.claimed_by_caller
         await wait_for(service, "", lambda e: e.status is Status.READY)
+        async with asyncio.timeout(30):  # the job removes its spool file after publishing
+            while service.running_jobs():
+                await asyncio.sleep(0.05)
         assert renders_started(settings) == 1
         assert list((tmp_path / "data" / "spool").rglob("*.mp4")) == []
         assert (await row(service, "")).asset_key
