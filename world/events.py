@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -80,7 +81,8 @@ class Subscription:
 
 @dataclass
 class _Channel:
-    subscribers: set[Subscription] = field(default_factory=set)
+    # Weak: a subscriber dropped without aclose() must not keep its branch's poller alive.
+    subscribers: weakref.WeakSet[Subscription] = field(default_factory=weakref.WeakSet)
     last: SceneEvent | None = None
     published: int = 0  # bumps on every local event, so a slower poll never overrides one
     poller: asyncio.Task[None] | None = None
@@ -137,9 +139,22 @@ class EventBus:
             if channel.poller is not None:
                 channel.poller.cancel()
 
+    async def close(self) -> None:
+        """Stop every poller (before the database they read goes away)."""
+        channels = list(self._channels.values())
+        self._channels.clear()
+        pollers = [c.poller for c in channels if c.poller is not None]
+        for poller in pollers:
+            poller.cancel()
+        await asyncio.gather(*pollers, return_exceptions=True)
+
     async def _poll_loop(self, key: Key, channel: _Channel) -> None:
         first = True
         while True:
+            if not channel.subscribers:  # every subscriber went away without closing
+                if self._channels.get(key) is channel:
+                    del self._channels[key]
+                return
             if first or not self._is_local(key):
                 before = channel.published
                 try:

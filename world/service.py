@@ -160,6 +160,7 @@ class WorldService:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+        await self.events.close()
         for provider in {id(p): p for p in self.providers.values()}.values():
             with contextlib.suppress(Exception):
                 await provider.close()

@@ -39,9 +39,10 @@ async def wait_for(
     """The first event for `path` that satisfies `predicate`."""
     async with asyncio.timeout(30):
         while True:
-            async for event in service.subscribe(world_id, path):
-                if predicate(event):
-                    return event
+            async with service.subscribe(world_id, path) as events:
+                async for event in events:
+                    if predicate(event):
+                        return event
             await asyncio.sleep(0.05)
 
 

@@ -114,3 +114,23 @@ async def test_claims_of_different_branches_do_not_wait_for_each_other(settings,
         async for _ in service.subscribe("default", str(i)):
             pass
     assert renders_started(settings) == 4
+
+
+async def test_an_abandoned_subscriber_does_not_keep_a_poller_running(tmp_path):
+    import gc
+
+    settings = make_settings(tmp_path, providers={"offline_render_seconds": 3.0})
+    service = await start_service(settings)
+    try:
+        await service.claim("default", "", None, "alice")
+        events = service.subscribe("default", "")
+        first = await anext(events)  # attached, never closed
+        assert first.status is Status.QUEUED
+        assert service.events.channel_count() == 1
+        del events
+        gc.collect()
+        async with asyncio.timeout(10):
+            while service.events.channel_count():
+                await asyncio.sleep(0.1)
+    finally:
+        await service.close()
