@@ -99,6 +99,7 @@ class EventBus:
         self._interval = interval
         self._is_local = is_local
         self._channels: dict[Key, _Channel] = {}
+        self._pollers: set[asyncio.Task[None]] = set()  # until each has really finished
 
     def subscribe(self, world_id: str, path: str) -> Subscription:
         return Subscription(self, (world_id, path))
@@ -126,6 +127,8 @@ class EventBus:
         if channel is None:
             channel = self._channels[key] = _Channel()
             channel.poller = asyncio.create_task(self._poll_loop(key, channel))
+            self._pollers.add(channel.poller)
+            channel.poller.add_done_callback(self._pollers.discard)
         channel.subscribers.add(subscription)
         return channel.last
 
@@ -141,9 +144,8 @@ class EventBus:
 
     async def close(self) -> None:
         """Stop every poller (before the database they read goes away)."""
-        channels = list(self._channels.values())
         self._channels.clear()
-        pollers = [c.poller for c in channels if c.poller is not None]
+        pollers = list(self._pollers)  # also those detached and still unwinding a query
         for poller in pollers:
             poller.cancel()
         await asyncio.gather(*pollers, return_exceptions=True)
