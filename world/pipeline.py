@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 NARRATION_WORD_LIMIT = 120
 INTERNAL_FAILURE = "Something went wrong while making this scene; it can be retried."
+# Failures after which the provider's job cannot be resumed (a retry must start a new one),
+# and those caused by the plan itself (a retry must plan again, or it fails the same way).
+DEAD_JOB_FAILURES = frozenset({"blocked", "bad_output", "not_found", "render_failed"})
+BAD_PLAN_FAILURES = frozenset({"blocked", "bad_output"})
 
 
 @dataclass(frozen=True)
@@ -433,6 +437,8 @@ async def _end(
             status=status,
             failure_code=code if status is Status.FAILED else None,
             failure_detail=detail if status is Status.FAILED else None,
+            forget_job=code in DEAD_JOB_FAILURES,
+            forget_plan=code in BAD_PLAN_FAILURES,
         )
         if released and status is Status.FAILED:
             scene = (await scenes.load_paths(session, job.world_id, [job.path]))[job.path]

@@ -172,11 +172,14 @@ async def release(
     failure_code: str | None = None,
     failure_detail: str | None = None,
     lease_expired_before: datetime | None = None,
+    forget_job: bool = False,
+    forget_plan: bool = False,
 ) -> bool:
     """End a claim (back to pending, or failed); a no-op when the token lost the branch.
 
     With `lease_expired_before`, only a claim whose lease ran out by then is ended: the
-    watchdog's compare-and-set, safe against a job that renewed its lease meanwhile.
+    watchdog's compare-and-set, safe against a job that renewed its lease meanwhile. Anything
+    else keeps the plan and the provider's job id, so the next claim resumes without paying.
     """
     conditions = [
         Scene.world_id == world_id,
@@ -186,17 +189,22 @@ async def release(
     ]
     if lease_expired_before is not None:
         conditions.append(Scene.lease_until < lease_expired_before)
+    values: dict[str, Any] = {
+        "status": status.value,
+        "claim_token": None,
+        "lease_until": None,
+        "failure_code": failure_code,
+        "failure_detail": failure_detail,
+        "updated_at": utcnow(),
+    }
+    if forget_job:  # the provider's job is dead: the next attempt starts a new one
+        values.update(provider_job_id=None, progress=0)
+    if forget_plan:  # the plan itself was the problem: the next attempt plans again
+        values.update(title=None, narration=None, video_prompt=None, choices=None)
     result = await session.execute(
         update(Scene)
         .where(*conditions)
-        .values(
-            status=status.value,
-            claim_token=None,
-            lease_until=None,
-            failure_code=failure_code,
-            failure_detail=failure_detail,
-            updated_at=utcnow(),
-        )
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1

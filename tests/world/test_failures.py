@@ -7,6 +7,7 @@ from sqlalchemy import update
 from tests.fixtures.world import renders_started
 from tests.world.helpers import mint, render_rows, row, wait_for
 from world.models import Scene
+from world.providers.base import ProviderError
 from world.providers.offline import OfflineProvider
 from world.types import ClaimOutcome, Status
 
@@ -28,6 +29,10 @@ async def test_a_blocked_render_fails_plainly_and_only_retry_reopens_it(settings
     assert failed.failure_code == "blocked"
     assert failed.failure_detail.endswith(".")
 
+    refused = await row(service, "0")
+    assert refused.provider_job_id is None, "a refused job cannot be resumed"
+    assert refused.video_prompt is None, "the plan that was refused is not reused"
+
     again = await service.claim("default", "0", None, "bob")
     assert again.outcome is ClaimOutcome.REFUSED
     assert again.reason == "failed_final"
@@ -39,7 +44,7 @@ async def test_a_blocked_render_fails_plainly_and_only_retry_reopens_it(settings
     assert metrics.failures_by_code == {"blocked": 2}
     assert metrics.success_rate == 1 / 3
     assert len(await render_rows(service)) == 3
-    assert renders_started(settings) == 2, "the retry resumed the refused job, it paid nothing new"
+    assert renders_started(settings) == 3, "the retry planned and rendered afresh"
 
 
 async def test_retry_refuses_a_branch_that_has_not_failed(settings, service):
@@ -89,5 +94,40 @@ async def test_without_a_key_anyone_waits_free_on_a_branch_being_minted(tmp_path
         assert waiting.outcome is ClaimOutcome.QUEUED and not waiting.claimed_by_caller
         await wait_for(service, "", lambda e: e.status is Status.READY)
         assert (await service.claim("default", "", None, "no-key")).outcome is ClaimOutcome.READY
+    finally:
+        await service.close()
+
+
+class _FlakyOffline(OfflineProvider):
+    """Offline, but the first progress check after the render starts fails (test double)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fail_once = True
+
+    async def watch_render(self, job_id, credentials):
+        async for status in super().watch_render(job_id, credentials):
+            if self.fail_once:
+                self.fail_once = False
+                raise ProviderError("unavailable", "The video provider is not answering; retry.")
+            yield status
+
+
+async def test_a_transient_failure_keeps_the_paid_job_and_a_retry_resumes_it(tmp_path):
+    from tests.fixtures.world import make_settings, offline_jobs_dir, start_service
+
+    settings = make_settings(tmp_path)
+    provider = _FlakyOffline(settings.providers, offline_jobs_dir(settings))
+    service = await start_service(settings, providers={"default": provider})
+    try:
+        await service.claim("default", "", None, "alice")
+        failed = await wait_for(service, "", lambda e: e.status is Status.FAILED)
+        assert failed.failure_code == "unavailable"
+        assert (await row(service, "")).provider_job_id, "the paid job is kept"
+
+        retried = await service.claim("default", "", None, "bob")  # anyone may try again
+        assert retried.claimed_by_caller
+        await wait_for(service, "", lambda e: e.status is Status.READY)
+        assert renders_started(settings) == 1, "the retry resumed the job it had paid for"
     finally:
         await service.close()
