@@ -8,6 +8,8 @@ with this: the offline provider's real planner and mp4 title cards, behind `need
   `validate_key` raise `ProviderError("invalid_key", ...)`, and so does every paid call.
 - `fail_with_quota = True` makes the next `watch_render` raise `ProviderError("quota", ...)`
   part-way through, the way a key that runs dry mid-render fails.
+- `fail_render_with = ProviderError(...)` makes the next `watch_render` raise that error
+  part-way through (a provider outage, say).
 - `hold()` makes renders pause after their first progress report until `release()`, so a
   test can look at a mint while it runs; the double never keeps a key.
 """
@@ -44,6 +46,7 @@ class KeyedTestProvider(OfflineProvider):
     def __init__(self, settings: ProviderSettings, jobs_dir: Path) -> None:
         super().__init__(settings, jobs_dir)
         self.fail_with_quota = False
+        self.fail_render_with: ProviderError | None = None
         self.validations = 0
         self.paid_calls = 0
         self._gate: asyncio.Event | None = None
@@ -84,6 +87,9 @@ class KeyedTestProvider(OfflineProvider):
             if self.fail_with_quota and status.progress >= 20:
                 self.fail_with_quota = False
                 raise ProviderError("quota", "The key's quota is used up.", retryable=False)
+            if self.fail_render_with is not None and status.progress >= 20:
+                error, self.fail_render_with = self.fail_render_with, None
+                raise error
             yield status
             if first and self._gate is not None:
                 first = False

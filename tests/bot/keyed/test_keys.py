@@ -19,6 +19,7 @@ from tests.fixtures.discord import (
     text_of,
 )
 from world import logsafe
+from world.providers.base import ProviderError
 from world.settings import Settings
 from world.types import Status
 
@@ -192,3 +193,31 @@ async def test_a_key_form_opened_before_a_restart_gets_an_answer(
         now(server.channel, mint), custom_id=button(mint, ROOT_MINT)["custom_id"]
     )
     assert retry.modal is not None
+
+
+async def test_a_failed_mint_shows_a_plain_reason_and_a_retry_finishes_it(
+    world_env, world_service, keyed_provider
+):
+    server = await open_mint_card(world_env, world_service)
+    mint = latest(server.channel)
+    contributor, helper = server.members(2)
+    keyed_provider.fail_render_with = ProviderError(
+        "unavailable", "The video provider is not answering right now."
+    )
+    form = await contributor.click(mint, custom_id=button(mint, ROOT_MINT)["custom_id"])
+    await contributor.submit_modal(form, {"api_key": GOOD_KEY})
+    await mint_finished(world_env, world_service, "default", "")
+
+    assert (await world_service.view("default", "")).status is Status.FAILED
+    progress, retry_card = [m for m in server.channel.history() if m.author.bot][-2:]
+    assert "Minting failed: The video provider is not answering right now." in text_of(progress)
+    retry = button(retry_card, "Retry")
+
+    retry_form = await helper.click(retry_card, custom_id=retry["custom_id"])
+    answered = await helper.submit_modal(retry_form, {"api_key": GOOD_KEY})
+    assert "Minting started" in answered.response.content
+    await mint_finished(world_env, world_service, "default", "")
+
+    assert (await world_service.view("default", "")).status is Status.READY
+    assert keyed_provider.paid_calls == 1, "the retry resumed the job the contributor paid for"
+    assert "Start" in text_of(latest(server.channel))
