@@ -17,7 +17,7 @@ network (Discord's own latency comes on top in production).
 Clips are linked (the local store has a public base URL, as behind the HTTP front door or a
 bucket's public domain), so no upload is timed.
 
-    .venv/bin/python bench/click.py [--scenes 100000] [--clicks 200] [--steps 200]
+    .venv/bin/python bench/clicks.py [--scenes 100000] [--clicks 200] [--steps 200]
 """
 
 from __future__ import annotations
@@ -226,5 +226,5 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 if __name__ == "__main__":
     if discord.version_info[:2] != (2, 7):
-        print("bench/click.py expects discord.py 2.7", file=sys.stderr)
+        print("bench/clicks.py expects discord.py 2.7", file=sys.stderr)
     sys.exit(asyncio.run(main(parse_args(sys.argv[1:]))))
