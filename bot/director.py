@@ -551,7 +551,17 @@ class Director:
             raise Refusal(MOVED_ON) from None
         return state, view
 
-    async def _refuse_unmintable(
+    async def _mintable(
+        self, interaction: discord.Interaction, channel_id: int, path_code: str
+    ) -> tuple[ChannelState, SceneView] | None:
+        """The channel and branch a mint button is about, or None when the click was answered
+        already because the branch needs no mint (it is made, or being made)."""
+        state, view = await self._mint_target(channel_id, path_code)
+        if await self._answer_unneeded_mint(interaction, state, view):
+            return None
+        return state, view
+
+    async def _answer_unneeded_mint(
         self, interaction: discord.Interaction, state: ChannelState, view: SceneView
     ) -> bool:
         """Answer clicks on a branch that needs no mint; True when answered."""
@@ -580,9 +590,10 @@ class Director:
     async def on_mint(
         self, interaction: discord.Interaction, channel_id: int, path_code: str
     ) -> None:
-        state, view = await self._mint_target(channel_id, path_code)
-        if await self._refuse_unmintable(interaction, state, view):
+        target = await self._mintable(interaction, channel_id, path_code)
+        if target is None:
             return
+        state, view = target
         provider = self.service.provider(state.world_id)
         cost = render.cost_text(view.estimated_cost_usd)
         if not provider.needs_key:
@@ -637,17 +648,19 @@ class Director:
     async def on_mint_with_new_key(
         self, interaction: discord.Interaction, channel_id: int, path_code: str
     ) -> None:
-        state, view = await self._mint_target(channel_id, path_code)
-        if await self._refuse_unmintable(interaction, state, view):
+        target = await self._mintable(interaction, channel_id, path_code)
+        if target is None:
             return
+        state, view = target
         await self._open_key_form(interaction, state, view)
 
     async def on_mint_with_saved_key(
         self, interaction: discord.Interaction, channel_id: int, path_code: str
     ) -> None:
-        state, view = await self._mint_target(channel_id, path_code)
-        if await self._refuse_unmintable(interaction, state, view):
+        target = await self._mintable(interaction, channel_id, path_code)
+        if target is None:
             return
+        state, view = target
         provider = self.service.provider(state.world_id)
         credentials = self.bot.vault.get(interaction.user.id, provider.name)
         if credentials is None:  # idle timeout since the offer: ask again
