@@ -715,7 +715,7 @@ class Director:
         """Check the key cheaply, keep it for the session, claim. True when the key was kept."""
         provider = self.service.provider(world_id)
         try:
-            await self.service.validate_key(world_id, credentials)
+            check = await self.service.validate_key(world_id, credentials)
         except ProviderError as error:
             log.info("key refused world=%s path=%s code=%s", world_id, path, error.code)
             if error.code == "invalid_key":
@@ -729,7 +729,9 @@ class Director:
         self.bot.vault.put(interaction.user.id, provider.name, credentials)
         claim = self.service.retry if retry else self.service.claim
         result = await claim(world_id, path, credentials, str(interaction.user.id))
-        view_cost = render.cost_text(self.service.world(world_id).estimated_cost_usd)
+        view_cost = render.cost_text(self.service.estimated_cost(world_id))
+        if check.remaining_usd is not None:
+            view_cost += f"; your key has ${check.remaining_usd:.2f} of credit left"
         await self._report_claim(interaction, result, view_cost)
         return True
 
@@ -802,11 +804,17 @@ class Director:
             view=render.progress_card(label, path, start.progress, stage="queued")
         )
         await play.set_channel_messages(self.db, channel_id, progress_message_id=message.id)
-        latest: dict[str, Any] = {"progress": start.progress, "stage": "queued"}
+        latest: dict[str, Any] = {"progress": start.progress, "stage": "queued", "waiting": None}
 
         async def edit_progress() -> None:
             await message.edit(
-                view=render.progress_card(label, path, latest["progress"], stage=latest["stage"])
+                view=render.progress_card(
+                    label,
+                    path,
+                    latest["progress"],
+                    stage=latest["stage"],
+                    waiting=latest["waiting"],
+                )
             )
 
         editor = Coalescer(
@@ -823,10 +831,25 @@ class Director:
                     event = await self.wait_external(anext(events), "progress of a mint")
                 except StopAsyncIteration:
                     break
+                waiting = (
+                    render.render_wait_text(
+                        event.provider_status, event.elapsed_seconds, event.typical_seconds
+                    )
+                    if event.elapsed_seconds is not None
+                    else None
+                )
                 if event.status is not Status.QUEUED:
                     final = event
-                elif (event.progress, event.stage) != (latest["progress"], latest["stage"]):
-                    latest.update(progress=event.progress, stage=event.stage or latest["stage"])
+                elif (event.progress, event.stage, waiting) != (
+                    latest["progress"],
+                    latest["stage"],
+                    latest["waiting"],
+                ):
+                    latest.update(
+                        progress=event.progress,
+                        stage=event.stage or latest["stage"],
+                        waiting=waiting,
+                    )
                     editor.poke()
         await editor.close()
         if final is None:

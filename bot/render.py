@@ -65,6 +65,23 @@ def progress_bar(percent: int, width: int = 12) -> str:
     return "▰" * filled + "▱" * (width - filled) + f" {percent} %"
 
 
+def duration_text(seconds: float) -> str:
+    """`0:42`, `12:05`: minutes and seconds."""
+    whole = max(0, int(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def render_wait_text(
+    provider_status: str | None, elapsed_seconds: float, typical_seconds: float | None
+) -> str:
+    """Honest progress for a provider that reports no percentage: status and time taken."""
+    status = (provider_status or "in progress").replace("_", " ")
+    text = f"rendering ({status}) · {duration_text(elapsed_seconds)} so far"
+    if typical_seconds:
+        text += f"; this model usually takes about {duration_text(typical_seconds)}"
+    return text
+
+
 def cost_text(usd: float) -> str:
     if usd <= 0:
         return "free"
@@ -240,14 +257,21 @@ def progress_card(
     stage: str | None = None,
     outcome: str | None = None,
     failed: bool = False,
+    waiting: str | None = None,
 ) -> ui.LayoutView:
-    """The one bot-owned message a channel watches while a branch is minted."""
+    """The one bot-owned message a channel watches while a branch is minted.
+
+    `waiting` replaces the bar while a provider without percentages renders (see
+    `render_wait_text`): no invented number is ever shown.
+    """
     layout = ui.LayoutView(timeout=None)
     colour = COLOUR_MINT if outcome is None else COLOUR_FAILED if failed else COLOUR_DONE
     box = ui.Container(accent_colour=colour)
     title = clip(choice_label or "The opening scene", 200)
     box.add_item(ui.TextDisplay(f"### Minting “{title}”\n-# {breadcrumbs(path)}"))
-    if outcome is None:
+    if outcome is None and waiting:
+        box.add_item(ui.TextDisplay(f"⏳ {waiting}"))
+    elif outcome is None:
         stage_text = f" · {stage}" if stage else ""
         box.add_item(ui.TextDisplay(f"`{progress_bar(percent)}`{stage_text}"))
     else:

@@ -76,14 +76,26 @@ async def run_checks(settings: Settings, *, echo: Callable[[str], None] = print)
 
         data_dir = Path(settings.generation.spool_dir).parent
         lines = []
+        problems = []
         for world in settings.worlds:
             try:
                 provider = build_provider(world, settings.providers, data_dir)
             except NotImplementedError as exc:
                 raise RuntimeError(f"world {world.id!r}: {exc}") from exc
-            await provider.close()
+            try:
+                for level, sentence in await provider.check():
+                    if level == "fail":
+                        problems.append(sentence)
+                    elif level == "warn":
+                        echo(f"WARN  providers: {sentence}")
+                    else:
+                        echo(f"ok    providers: {sentence}")
+            finally:
+                await provider.close()
             who = "free, no key" if not provider.needs_key else "members bring their own keys"
             lines.append(f"{world.id}: {world.provider}, video model {world.video_model} ({who})")
+        if problems:
+            raise RuntimeError("; ".join(problems))
         return "; ".join(lines)
 
     async def discord_probe() -> str:

@@ -127,6 +127,8 @@ class Render(Base):
     total_ms: Mapped[int] = mapped_column(Integer, default=0)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     estimated_cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    # What the provider reported the render cost (OpenRouter's usage.cost); None if unknown.
+    actual_cost_usd: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -24,6 +24,7 @@ from world import paths, scenes
 from world.db import Database
 from world.media import extract_last_frame_png
 from world.models import Render, Scene, utcnow
+from world.prompts import validate_plan
 from world.providers.base import (
     Plan,
     PlanChoice,
@@ -39,7 +40,6 @@ from world.types import Credentials, SceneEvent, Status
 
 log = logging.getLogger(__name__)
 
-NARRATION_WORD_LIMIT = 120
 INTERNAL_FAILURE = "Something went wrong while making this scene; it can be retried."
 # Failures after which the provider's job cannot be resumed (a retry must start a new one),
 # and those caused by the plan itself (a retry must plan again, or it fails the same way).
@@ -57,6 +57,7 @@ class JobContext:
     world: WorldSettings
     generation: GenerationSettings
     publish: Callable[[SceneEvent], None]
+    estimated_cost_usd: float = 0.0  # what the contributor was shown before paying
 
 
 @dataclass
@@ -65,31 +66,6 @@ class Timings:
     video_ms: int = 0
     upload_ms: int = 0
     summary_ms: int = 0
-
-
-def validate_plan(plan: Plan) -> Plan:
-    """Refuse a plan that does not meet the contract; never pad it with filler."""
-    problems = []
-    if not plan.title.strip():
-        problems.append("no title")
-    if not plan.narration.strip():
-        problems.append("no narration")
-    elif len(plan.narration.split()) > NARRATION_WORD_LIMIT:
-        problems.append("narration over 120 words")
-    if not plan.video_prompt.strip():
-        problems.append("no video prompt")
-    if len(plan.choices) != paths.CHOICES_PER_SCENE:
-        problems.append(f"{len(plan.choices)} choices instead of 3")
-    labels = [c.label.strip() for c in plan.choices]
-    if any(not label for label in labels) or any(not c.short_label.strip() for c in plan.choices):
-        problems.append("an empty choice")
-    if len({label.lower() for label in labels}) != len(labels):
-        problems.append("repeated choices")
-    if problems:
-        raise ProviderError(
-            "bad_output", "The story planner returned an unusable scene; it can be retried."
-        )
-    return plan
 
 
 def asset_keys(world_id: str, path: str, job_id: str) -> tuple[str, str]:
@@ -118,6 +94,7 @@ class GenerationJob:
         self._last_progress_write = 0.0
         self._progress = 0
         self.render_started_here = False
+        self.actual_cost_usd: float | None = None
 
     # -- small helpers -------------------------------------------------------------
 
@@ -148,6 +125,21 @@ class GenerationJob:
                 progress=progress,
                 lease_until=utcnow() + timedelta(seconds=self.ctx.generation.lease_seconds),
             )
+
+    def _rendering_for(self, state: str | None, elapsed: float) -> None:
+        """Progress of a provider without percentages: its status and the time taken so far."""
+        self.ctx.publish(
+            SceneEvent(
+                self.world_id,
+                self.path,
+                Status.QUEUED,
+                progress=self._progress,
+                stage="rendering",
+                provider_status=state,
+                elapsed_seconds=round(elapsed, 1),
+                typical_seconds=float(self.ctx.world.typical_render_seconds),
+            )
+        )
 
     def _spool_path(self, job_id: str) -> Path:
         safe_job = hashlib.sha256(job_id.encode()).hexdigest()[:24]
@@ -191,8 +183,12 @@ class GenerationJob:
         spool = self._spool_path(job_id)
         if not spool.exists():
             async for status in self.ctx.provider.watch_render(job_id, self._credentials):
-                await self._progress_to(5 + status.progress * 85 // 100, "rendering")
+                if status.progress is not None:
+                    await self._progress_to(5 + status.progress * 85 // 100, "rendering")
+                else:
+                    self._rendering_for(status.state, time.monotonic() - t0)
                 if status.done:
+                    self.actual_cost_usd = status.cost_usd
                     break
             spool.parent.mkdir(parents=True, exist_ok=True)
             partial = spool.with_suffix(".part")
@@ -329,19 +325,21 @@ class GenerationJob:
                     summary_ms=self.timings.summary_ms,
                     total_ms=total_ms,
                     bytes=stored_bytes,
-                    estimated_cost_usd=self.ctx.world.estimated_cost_usd
+                    estimated_cost_usd=self.ctx.estimated_cost_usd
                     if self.render_started_here
                     else 0.0,
+                    actual_cost_usd=self.actual_cost_usd,
                 )
             )
         self._progress = 100
         self._event(Status.READY, "done")
         log.info(
-            "ready world=%s path=%s total_ms=%d bytes=%d",
+            "ready world=%s path=%s total_ms=%d bytes=%d cost_usd=%s",
             self.world_id,
             self.path,
             total_ms,
             stored_bytes,
+            self.actual_cost_usd,
         )
 
     def _plan_request(self, family: dict[str, Scene]) -> PlanRequest:

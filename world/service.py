@@ -28,7 +28,7 @@ from world.events import EventBus, Subscription
 from world.models import Render, Scene, utcnow
 from world.pipeline import GenerationJob, JobContext, run_guarded
 from world.providers import build_provider
-from world.providers.base import Provider, ProviderError
+from world.providers.base import KeyCheck, Provider, ProviderError
 from world.settings import Settings, WorldSettings
 from world.types import (
     ChildState,
@@ -98,6 +98,7 @@ class WorldService:
         )
         self._job_slots = asyncio.Semaphore(settings.generation.max_concurrent_jobs)
         self._closing = False
+        self._estimates: asyncio.Task[None] | None = None
         self.watchdog = Watchdog(self, settings.generation.watchdog_interval_seconds)
 
     # -- life cycle ----------------------------------------------------------------
@@ -125,6 +126,7 @@ class WorldService:
             }
         service = cls(settings, db, store, providers)
         await service._seed_worlds()
+        service._estimates = asyncio.create_task(service.refresh_estimates(), name="prices")
         if run_watchdog:
             service.watchdog.start()
         log.info(
@@ -150,6 +152,10 @@ class WorldService:
         if self._closing:
             return
         self._closing = True
+        if self._estimates is not None:
+            self._estimates.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._estimates
         await self.watchdog.stop()
         tasks = list(self._tasks.values())
         if tasks:
@@ -260,7 +266,7 @@ class WorldService:
                 depth=paths.depth(path),
                 status=Status.PENDING,
                 choice_label=label,
-                estimated_cost_usd=world.estimated_cost_usd,
+                estimated_cost_usd=self.estimated_cost(world_id),
             )
         return self._scene_view(world, scene, rows)
 
@@ -301,7 +307,7 @@ class WorldService:
             failure_detail=scene.failure_detail,
             claimed_at=scene.claimed_at,
             updated_at=scene.updated_at,
-            estimated_cost_usd=world.estimated_cost_usd,
+            estimated_cost_usd=self.estimated_cost(world.id),
         )
 
     async def explored_paths(
@@ -312,12 +318,29 @@ class WorldService:
         async with self.db.session() as session:
             return await scenes.explored(session, world_id, prefix, limit)
 
-    async def validate_key(self, world_id: str, credentials: Credentials | None) -> None:
+    async def validate_key(self, world_id: str, credentials: Credentials | None) -> KeyCheck:
         """Cheap provider check that spends nothing; raises ProviderError."""
         provider = self.provider(world_id)
         if provider.needs_key and credentials is None:
             raise ProviderError("invalid_key", "This world needs an API key to make new scenes.")
-        await provider.validate_key(credentials)
+        return await provider.validate_key(credentials)
+
+    def estimated_cost(self, world_id: str) -> float:
+        """What minting one branch is expected to cost: the provider's price list, else settings."""
+        world = self.world(world_id)
+        if not self.providers[world_id].needs_key:
+            return 0.0
+        cached = self.providers[world_id].cached_estimate_usd()
+        return world.estimated_cost_usd if cached is None else cached
+
+    async def refresh_estimates(self) -> None:
+        """Read every world's price from its provider (their catalogues cache it)."""
+        for world_id, provider in self.providers.items():
+            try:
+                async with asyncio.timeout(self.settings.providers.request_timeout_seconds):
+                    await provider.estimate_cost_usd()
+            except Exception as exc:  # a price list out of reach leaves the setting in use
+                log.warning("price list unavailable world=%s (%s)", world_id, type(exc).__name__)
 
     # -- claims --------------------------------------------------------------------
 
@@ -502,6 +525,7 @@ class WorldService:
             world=world,
             generation=self.settings.generation,
             publish=self._publish,
+            estimated_cost_usd=self.estimated_cost(world.id),
         )
         job = GenerationJob(
             ctx, path=path, token=token, credentials=credentials, contributor=contributor
@@ -632,6 +656,7 @@ class WorldService:
                     func.count(),
                     func.coalesce(func.sum(Render.bytes), 0),
                     func.coalesce(func.sum(Render.estimated_cost_usd), 0.0),
+                    func.coalesce(func.sum(Render.actual_cost_usd), 0.0),
                 )
                 .where(Render.world_id == world_id)
                 .group_by(Render.outcome, Render.failure_code)
@@ -650,10 +675,11 @@ class WorldService:
                 )
             )
         ready_renders = failed_renders = storage_bytes = 0
-        spend = 0.0
+        spend = actual = 0.0
         failures: dict[str, int] = {}
-        for outcome, code, count, stored, cost in outcome_rows:
+        for outcome, code, count, stored, cost, reported in outcome_rows:
             spend += float(cost)
+            actual += float(reported)
             if outcome == "ready":
                 ready_renders += count
                 storage_bytes += int(stored)
@@ -674,6 +700,7 @@ class WorldService:
             render_ms_p99=_percentile(durations, 99),
             estimated_spend_usd=round(spend, 4),
             distinct_contributors=int(contributors or 0),
+            actual_spend_usd=round(actual, 4),
             renders=ready_renders,
         )
 

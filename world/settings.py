@@ -7,6 +7,7 @@ describe the default world.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-PROVIDERS = ("openai", "gemini", "offline")
+PROVIDERS = ("openrouter", "openai", "gemini", "offline")
 DEFAULT_CONFIG_NAME = "config.toml"
 DEFAULT_SALT = "shared-world-default-salt"
 
@@ -59,12 +60,33 @@ class WorldSettings:
     summary_model: str | None = "gpt-5-mini"
     video_size: str = "1280x720"
     video_seconds: int = 8
-    # Estimated price of one second of video, shown before anyone pays.
+    # Price of one second of video when the provider's catalogue gives none (or is out of
+    # reach); shown before anyone pays.
     cost_per_second_usd: float = 0.10
+    # Ask for a soundtrack where the video model can make one (it changes the price).
+    generate_audio: bool = True
+    # How long the video model usually takes for one clip: progress shows elapsed time
+    # against it, because the providers report no percentage.
+    typical_render_seconds: int = 90
 
     @property
     def estimated_cost_usd(self) -> float:
+        """The fallback estimate from settings; providers with a price list know better."""
         return 0.0 if self.provider == "offline" else self.cost_per_second_usd * self.video_seconds
+
+    @property
+    def resolution(self) -> str:
+        """`video_size` as a resolution name: 1280x720 -> "720p"."""
+        width, height = (int(side) for side in self.video_size.split("x"))
+        short = min(width, height)
+        return "4k" if short >= 2160 else f"{short}p"
+
+    @property
+    def aspect_ratio(self) -> str:
+        """`video_size` as an aspect ratio: 1280x720 -> "16:9"."""
+        width, height = (int(side) for side in self.video_size.split("x"))
+        divisor = math.gcd(width, height)
+        return f"{width // divisor}:{height // divisor}"
 
 
 @dataclass(frozen=True)
@@ -105,11 +127,21 @@ class GenerationSettings:
 
 @dataclass(frozen=True)
 class ProviderSettings:
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"
     openai_base_url: str = "https://api.openai.com/v1"
     gemini_base_url: str | None = None
     gemini_api_version: str = "v1beta"
     request_timeout_seconds: float = 180.0
+    # A paid create that has not answered after this long is given up (never re-sent).
+    create_timeout_seconds: float = 60.0
+    # Render polls start at poll_interval_seconds and back off to poll_max_interval_seconds.
     poll_interval_seconds: float = 5.0
+    poll_max_interval_seconds: float = 30.0
+    # How long a provider's model catalogue (prices, durations, frame support) is trusted.
+    catalogue_ttl_seconds: float = 3600.0
+    # Attribution OpenRouter shows on its rankings (headers HTTP-Referer, X-OpenRouter-Title).
+    app_url: str | None = None
+    app_title: str = "Shared World"
     # offline provider: simulated render time and the size of its title cards
     offline_render_seconds: float = 3.0
     offline_clip_seconds: int = 4
@@ -308,6 +340,10 @@ def load_settings(
     overrides: dict[str, Any] = {k: v for k, v in world_env.items() if v is not None}
     if "STATE_SUMMARY_MODEL" in env:
         overrides["summary_model"] = _normalise_summary_model(env["STATE_SUMMARY_MODEL"])
+    if _env(env, "VIDEO_SECONDS"):
+        overrides["video_seconds"] = loader.typed(
+            "VIDEO_SECONDS", env["VIDEO_SECONDS"], int, default.video_seconds
+        )
     if _env(env, "WORLD_ID"):
         overrides["id"] = env["WORLD_ID"].strip()
     if overrides:
@@ -362,6 +398,8 @@ def load_settings(
         providers_env["openai_base_url"] = (
             _env(env, "OPENAI_API_BASE") or env["OPENAI_BASE_URL"]
         ).strip()
+    if _env(env, "OPENROUTER_BASE_URL"):
+        providers_env["openrouter_base_url"] = env["OPENROUTER_BASE_URL"].strip()
     if _env(env, "GEMINI_BASE_URL"):
         providers_env["gemini_base_url"] = env["GEMINI_BASE_URL"].strip()
     providers = replace(providers, **providers_env)
@@ -427,6 +465,8 @@ def validate(settings: Settings) -> list[str]:
             )
         if world.cost_per_second_usd < 0:
             problems.append(f"{where}.cost_per_second_usd: must not be negative.")
+        if world.typical_render_seconds < 1:
+            problems.append(f"{where}.typical_render_seconds: use at least 1.")
         if not world.planner_model.strip() or not world.video_model.strip():
             problems.append(f"{where}: planner_model and video_model must not be empty.")
 
@@ -462,6 +502,20 @@ def validate(settings: Settings) -> list[str]:
         )
     if storage.upload_attempts < 1:
         problems.append("storage.upload_attempts: use at least 1.")
+
+    prov = settings.providers
+    for name in ("openrouter_base_url", "openai_base_url"):
+        value = getattr(prov, name)
+        if not value.startswith(("http://", "https://")):
+            problems.append(f"providers.{name}: {value!r} is not an http(s) URL.")
+    if prov.create_timeout_seconds <= 0 or prov.request_timeout_seconds <= 0:
+        problems.append(
+            "providers: create_timeout_seconds and request_timeout_seconds must be above 0."
+        )
+    if not 0 < prov.poll_interval_seconds <= prov.poll_max_interval_seconds:
+        problems.append(
+            "providers.poll_interval_seconds: must be > 0 and at most poll_max_interval_seconds."
+        )
 
     gen = settings.generation
     if gen.scene_timeout_seconds < 10:

@@ -99,6 +99,11 @@ class SceneEvent:
     stage: str | None = None  # planning | rendering | storing | summarising | done
     failure_code: str | None = None
     failure_detail: str | None = None
+    # While rendering on a provider that reports no percentage: its own status word and the
+    # time the render has taken against the model's usual time (honest progress).
+    provider_status: str | None = None
+    elapsed_seconds: float | None = None
+    typical_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,3 +120,4 @@ class Metrics:
     estimated_spend_usd: float
     distinct_contributors: int
     renders: int
+    actual_spend_usd: float = 0.0

@@ -77,7 +77,7 @@ class WorldAdminCog(
                     path=target,
                     choice_label=f"Retry {render.breadcrumbs(target)}",
                     provider_name=provider.name,
-                    cost=render.cost_text(service.world(world_id).estimated_cost_usd),
+                    cost=render.cost_text(service.estimated_cost(world_id)),
                     retry=True,
                 )
                 self.bot.key_forms.opened(form.custom_id)
@@ -89,7 +89,7 @@ class WorldAdminCog(
             raise Refusal(result.message or "That branch cannot be retried.")
         log.info("admin retry world=%s path=%s outcome=%s", world_id, target, result.outcome.value)
         await self.bot.director._report_claim(
-            interaction, result, render.cost_text(service.world(world_id).estimated_cost_usd)
+            interaction, result, render.cost_text(service.estimated_cost(world_id))
         )
 
     @app_commands.command(description="Stop a branch being minted (nothing paid is lost)")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tests.fixtures.world import wait_until_settled
 from world.providers.base import (
+    KeyCheck,
     Plan,
     PlanRequest,
     ProviderError,
@@ -65,9 +66,16 @@ class KeyedTestProvider(OfflineProvider):
                 "invalid_key", "The provider did not accept that key.", retryable=False
             )
 
-    async def validate_key(self, credentials: Credentials | None) -> None:
+    async def validate_key(self, credentials: Credentials | None) -> KeyCheck:
         self.validations += 1
         self._require(credentials)
+        return KeyCheck()
+
+    async def estimate_cost_usd(self) -> None:
+        return None  # no price list: the world's cost_per_second_usd is the estimate
+
+    def cached_estimate_usd(self) -> None:
+        return None
 
     async def plan(self, request: PlanRequest, credentials: Credentials | None) -> Plan:
         self._require(credentials)

@@ -218,3 +218,10 @@ def test_where_text_lists_every_step():
     text = render.where_text([("", "The Gate"), ("1", "The Arcade"), ("1/0", None)], "1/0")
     assert text.splitlines()[0] == "**Start › 2 › 1**"
     assert "The Arcade" in text and "not made yet" in text
+
+
+def test_render_wait_text_shows_status_and_time_never_a_percentage():
+    text = render.render_wait_text("in_progress", 42.7, 90)
+    assert text == "rendering (in progress) · 0:42 so far; this model usually takes about 1:30"
+    assert "%" not in text
+    assert render.render_wait_text(None, 3600, None) == "rendering (in progress) · 60:00 so far"

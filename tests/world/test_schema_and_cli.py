@@ -81,13 +81,15 @@ def test_settings_file_at_the_project_root_is_valid():
 
     settings = load_settings(PROJECT / "config.toml", env={})
     assert settings.worlds[0].id == "default"
-    assert settings.worlds[0].provider == "offline", "the shipped config runs with no key"
+    world = settings.worlds[0]
+    assert (world.provider, world.video_model) == ("openrouter", "google/veo-3.1-fast")
+    assert (world.video_seconds, world.resolution, world.aspect_ratio) == (8, "720p", "16:9")
 
 
 def test_check_fails_for_a_provider_this_version_cannot_run(tmp_path):
     _cli(tmp_path, "db", "upgrade")
-    result = _cli(tmp_path, "check", WORLD_PROVIDER="openai", DISCORD_TOKEN="test-token")
+    result = _cli(tmp_path, "check", WORLD_PROVIDER="gemini", DISCORD_TOKEN="test-token")
     assert result.returncode == 1
-    assert "FAIL  providers: world 'default': The openai provider is not available yet" in (
+    assert "FAIL  providers: world 'default': The gemini provider is not available yet" in (
         result.stdout
     )

@@ -22,6 +22,16 @@ def build_provider(world: WorldSettings, providers: ProviderSettings, data_dir: 
         from world.providers.offline import OfflineProvider
 
         return OfflineProvider(providers, Path(data_dir) / "offline-jobs")
-    if name in ("openai", "gemini"):
-        raise NotImplementedError(f"The {name} provider is not available yet; use offline.")
-    raise ValueError(f"Unknown provider {name!r}; use offline, openai or gemini.")
+    if name == "openrouter":
+        from world.providers.openrouter import OpenRouterProvider
+
+        return OpenRouterProvider(world, providers)
+    if name == "openai":
+        from world.providers.openai import OpenAIProvider
+
+        return OpenAIProvider(world, providers)
+    if name == "gemini":
+        raise NotImplementedError(
+            "The gemini provider is not available yet; use openrouter, openai or offline."
+        )
+    raise ValueError(f"Unknown provider {name!r}; use openrouter, openai, gemini or offline.")

@@ -17,8 +17,8 @@ from world.types import Credentials
 class ProviderError(Exception):
     """An upstream failure, mapped to a code and one public-safe sentence."""
 
-    # codes: invalid_key, quota, rate_limited, permission, blocked, timeout, unavailable,
-    # not_found, bad_output, provider_error
+    # codes: invalid_key, quota, no_video_access, rate_limited, permission, blocked, config,
+    # timeout, unavailable, not_found, expired, render_failed, bad_output, provider_error
     def __init__(self, code: str, message: str, *, retryable: bool = True) -> None:
         self.code = code
         self.public_message = message
@@ -28,7 +28,17 @@ class ProviderError(Exception):
     @property
     def releases_claim(self) -> bool:
         """Key problems put the branch back to unexplored instead of marking it failed."""
-        return self.code in {"invalid_key", "quota", "permission", "rate_limited"}
+        return self.code in KEY_PROBLEMS
+
+
+KEY_PROBLEMS = frozenset({"invalid_key", "quota", "no_video_access", "permission", "rate_limited"})
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """What a spend-free key check learned; `remaining_usd` None means no limit is known."""
+
+    remaining_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -85,10 +95,17 @@ class RenderRequest:
 
 @dataclass(frozen=True)
 class RenderStatus:
-    """One observation of a running render; `done` when completed, raises on failure."""
+    """One observation of a running render; `done` when completed, raises on failure.
 
-    progress: int
+    `progress` is the provider's own percentage, or None when it reports none (OpenRouter,
+    Gemini): then progress is shown as the provider's `state` and the time elapsed, never as
+    an invented number. `cost_usd` is the actual spend, when the provider reports it.
+    """
+
+    progress: int | None
     done: bool = False
+    state: str | None = None
+    cost_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -106,8 +123,14 @@ class Provider(Protocol):
     name: str
     needs_key: bool
 
-    async def validate_key(self, credentials: Credentials | None) -> None:
+    async def validate_key(self, credentials: Credentials | None) -> KeyCheck:
         """Cheap check that spends nothing; raises ProviderError(invalid_key, ...)."""
+
+    async def estimate_cost_usd(self) -> float | None:
+        """One branch's cost from the provider's price list; None: use the world's setting."""
+
+    def cached_estimate_usd(self) -> float | None:
+        """The last price-list estimate, without any network call (None if none yet)."""
 
     async def plan(self, request: PlanRequest, credentials: Credentials | None) -> Plan:
         """Plan the scene; raises ProviderError."""
@@ -127,6 +150,9 @@ class Provider(Protocol):
 
     async def summarise(self, request: SummaryRequest, credentials: Credentials | None) -> str:
         """<= 3 short bullets of evolving world state; raises ProviderError."""
+
+    async def check(self) -> list[tuple[str, str]]:
+        """For `shared-world check`: (level, sentence) pairs, level ok | warn | fail."""
 
     async def close(self) -> None:
         """Release connections."""

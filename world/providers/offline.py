@@ -29,6 +29,7 @@ from typing import Any
 
 from world.media import render_title_card
 from world.providers.base import (
+    KeyCheck,
     Plan,
     PlanChoice,
     PlanRequest,
@@ -724,9 +725,15 @@ class OfflineProvider:
         self.jobs_dir = Path(jobs_dir)
         self.render_starts = 0  # renders started by this instance (what a paid provider bills)
 
-    async def validate_key(self, credentials: Credentials | None) -> None:
+    async def validate_key(self, credentials: Credentials | None) -> KeyCheck:
         """Any key, or none, is fine offline."""
-        return None
+        return KeyCheck()
+
+    async def estimate_cost_usd(self) -> float:
+        return 0.0
+
+    def cached_estimate_usd(self) -> float | None:
+        return 0.0
 
     async def plan(self, request: PlanRequest, credentials: Credentials | None) -> Plan:
         if request.chosen_choice and BLOCK_MARKER in request.chosen_choice:
@@ -816,6 +823,9 @@ class OfflineProvider:
         summary = _local_summary(request)
         log.info("offline summary world=%s bullets=%d", request.world_id, summary.count("\n") + 1)
         return summary
+
+    async def check(self) -> list[tuple[str, str]]:
+        return []
 
     async def close(self) -> None:
         """Nothing to release."""
