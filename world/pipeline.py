@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 INTERNAL_FAILURE = "Something went wrong while making this scene; it can be retried."
 # Failures after which the provider's job cannot be resumed (a retry must start a new one),
 # and those caused by the plan itself (a retry must plan again, or it fails the same way).
-DEAD_JOB_FAILURES = frozenset({"blocked", "bad_output", "not_found", "render_failed"})
+DEAD_JOB_FAILURES = frozenset({"blocked", "bad_output", "not_found", "render_failed", "expired"})
 BAD_PLAN_FAILURES = frozenset({"blocked", "bad_output"})
 
 
