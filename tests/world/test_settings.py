@@ -150,3 +150,47 @@ def test_a_typo_in_a_setting_name_is_reported(tmp_path):
 def test_a_missing_explicit_config_file_is_reported(tmp_path):
     with pytest.raises(SettingsError, match="file not found"):
         load_settings(tmp_path / "nope.toml", env={})
+
+
+def test_provider_variables_and_the_openrouter_world(tmp_path):
+    env = {
+        "WORLD_PROVIDER": "openrouter",
+        "OPENROUTER_BASE_URL": "http://127.0.0.1:9/api/v1",
+        "OPENAI_API_BASE": "http://127.0.0.1:9/v1",
+        "VIDEO_MODEL": "bytedance/seedance-2.0",
+        "VIDEO_SIZE": "720x1280",
+        "VIDEO_SECONDS": "6",
+    }
+    config = '[providers]\napp_url = "https://example.test/world"\napp_title = "My World"\n'
+    settings = load_settings(_config(tmp_path, config), env=env)
+    world = settings.default_world
+    assert (world.provider, world.video_model, world.video_seconds) == (
+        "openrouter",
+        "bytedance/seedance-2.0",
+        6,
+    )
+    assert (world.resolution, world.aspect_ratio) == ("720p", "9:16")
+    assert settings.providers.openrouter_base_url == "http://127.0.0.1:9/api/v1"
+    assert settings.providers.openai_base_url == "http://127.0.0.1:9/v1"
+    assert (settings.providers.app_url, settings.providers.app_title) == (
+        "https://example.test/world",
+        "My World",
+    )
+    # SORA_MODEL, the original app's name, wins over the alias
+    both = load_settings(_config(tmp_path, ""), env=env | {"SORA_MODEL": "google/veo-3.1"})
+    assert both.default_world.video_model == "google/veo-3.1"
+
+
+def test_bad_provider_settings_are_each_named(tmp_path):
+    config = (
+        '[providers]\nopenrouter_base_url = "openrouter.ai"\npoll_interval_seconds = 0\n'
+        '[[worlds]]\nid = "w"\nprovider = "sora"\ntypical_render_seconds = 0\n'
+    )
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_config(tmp_path, config), env={"VIDEO_SECONDS": "eight"})
+    problems = "\n".join(caught.value.problems)
+    assert "providers.openrouter_base_url: 'openrouter.ai' is not an http(s) URL." in problems
+    assert "providers.poll_interval_seconds" in problems
+    assert "'sora' is not a provider; use one of openrouter, openai, gemini, offline" in problems
+    assert "typical_render_seconds: use at least 1." in problems
+    assert "VIDEO_SECONDS: expected a whole number, got 'eight'." in problems
