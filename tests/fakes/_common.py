@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import secrets
 import time
@@ -393,6 +394,9 @@ def estimate_tokens(value: Any) -> int:
     return max(1, len(str(value)) // 4)
 
 
+_REPLIES = itertools.count()
+
+
 def json_from_schema(schema: Mapping[str, Any]) -> Any:
     """A value that satisfies `schema` (checked with jsonschema before it is returned).
 
@@ -401,7 +405,8 @@ def json_from_schema(schema: Mapping[str, Any]) -> Any:
     strings short distinct sentences ("Title 2: A crow lands ...", under 60 words, cut to
     `maxLength`). Raises `ValueError` for a schema it cannot satisfy (e.g. a `pattern`).
     """
-    counter = iter(range(1_000_000))
+    start = next(_REPLIES) * 1000  # every reply's strings differ, suite-wide
+    counter = iter(range(start, start + 1_000_000))
     value = _generate(schema, schema, "", counter)
     error = best_match(Draft202012Validator(dict(schema)).iter_errors(value))
     if error is not None:

@@ -301,3 +301,29 @@ async def test_the_key_is_only_ever_in_authorization_headers(
     assert all(
         record.authorization == f"Bearer {key}" for record in openrouter.requests if record.key
     )
+
+
+async def test_the_one_create_per_branch_ledger_catches_a_branch_rendered_twice(
+    settings_for, openrouter
+):
+    """The suite-wide check (one paid create per branch) is real: a retry that reuses the
+    stored plan would be caught by it, so this test empties the ledger's view on purpose."""
+    from tests.fixtures.providers import assert_one_paid_create_per_branch
+
+    openrouter.add_key(GOOD_OR_KEY, outcome="expired")
+    service = await paid_service(settings_for())
+    try:
+        await mint_with(service, "", GOOD_OR_KEY)
+        openrouter.add_key(GOOD_OR_KEY)
+        await service.retry("default", "", Credentials(GOOD_OR_KEY), "member-2")
+        async for _ in service.subscribe("default", ""):
+            pass
+        scene = await row(service, "")
+    finally:
+        await service.close()
+    assert scene.status == "ready"
+    prompts = [c.body["prompt"] for c in openrouter.accepted_creates]
+    assert len(prompts) == 2 and prompts[0] == prompts[1], "the retry re-rendered the same plan"
+    with pytest.raises(AssertionError, match="paid for twice"):
+        assert_one_paid_create_per_branch(prompts)
+    openrouter.creates.clear()  # two paid renders here are the point, not a defect
