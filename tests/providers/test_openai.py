@@ -6,11 +6,20 @@ allowed `seconds`/`size`, an `input_reference` of exactly the video size).
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.fakes.openai_server import FakeOpenAI
-from tests.fixtures.providers import GOOD_OPENAI_KEY, mint_with, paid_service, paid_settings
+from tests.fixtures.providers import (
+    GOOD_OPENAI_KEY,
+    assert_key_only_in_authorization,
+    mint_with,
+    paid_service,
+    paid_settings,
+)
 from tests.world.helpers import render_rows, row
+from world.logsafe import install_redaction
 from world.providers.base import ProviderError
 from world.providers.errors import SENTENCES, UNKNOWN_OUTCOME
 from world.providers.openai import reference_png
@@ -129,3 +138,21 @@ async def test_the_key_check_lists_models_and_spends_nothing(settings_for, opena
         SENTENCES["invalid_key"],
     )
     assert openai_fake.creates == []
+
+
+async def test_the_key_is_only_ever_in_authorization_headers(
+    tmp_path, settings_for, openai_fake, caplog
+):
+    install_redaction()
+    key = "sk-test-openai-RECOGNISABLE-7a8b"
+    openai_fake.add_key(key)
+    with caplog.at_level(logging.DEBUG):
+        service = await paid_service(settings_for())
+        try:
+            await service.validate_key("default", Credentials(key))
+            assert (await mint_with(service, "", key)).status is Status.READY
+            assert (await mint_with(service, "0", key)).status is Status.READY
+        finally:
+            await service.close()
+    assert len(caplog.records) > 10
+    assert_key_only_in_authorization(tmp_path, caplog.text, openai_fake.requests, key)

@@ -25,6 +25,19 @@ ATTEMPTS = 2
 _TRANSIENT = frozenset({"timeout", "unavailable", "bad_output", "provider_error"})
 
 
+def root_client(
+    base_url: str, timeout_seconds: float, headers: Mapping[str, str] | None = None
+) -> openai.AsyncOpenAI:
+    """The one pooled client of a provider; calls run on per-key copies (`with_options`)."""
+    return openai.AsyncOpenAI(
+        api_key="unused",  # every call carries the contributor's key instead
+        base_url=base_url.rstrip("/"),
+        max_retries=0,  # a paid call is never re-sent behind our back
+        timeout=timeout_seconds,
+        default_headers=dict(headers or {}),
+    )
+
+
 def require_key(credentials: Credentials | None) -> str:
     if credentials is None or not credentials.api_key.strip():
         raise provider_error("invalid_key", "This world needs an API key to make new scenes.")

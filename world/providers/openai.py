@@ -29,7 +29,7 @@ from world.providers.base import (
     RenderStatus,
     SummaryRequest,
 )
-from world.providers.chat import ChatModels, map_sdk_error, require_key
+from world.providers.chat import ChatModels, map_sdk_error, require_key, root_client
 from world.providers.errors import UNKNOWN_OUTCOME, provider_error
 from world.providers.transfer import Backoff, retry_after_seconds, write_chunks
 from world.settings import ProviderSettings, WorldSettings
@@ -78,12 +78,7 @@ class OpenAIProvider:
     def __init__(self, world: WorldSettings, settings: ProviderSettings) -> None:
         self.world = world
         self.settings = settings
-        self.client = openai.AsyncOpenAI(
-            api_key="unused",  # every call carries the contributor's key instead
-            base_url=settings.openai_base_url.rstrip("/"),
-            max_retries=0,
-            timeout=settings.request_timeout_seconds,
-        )
+        self.client = root_client(settings.openai_base_url, settings.request_timeout_seconds)
         self.chat = ChatModels(self.client, status_table=STATUS_TABLE, provider_name=self.name)
 
     def _for(self, credentials: Credentials | None) -> openai.AsyncOpenAI:

@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import openai
 
 from world.providers import catalogue as cat
 from world.providers.base import (
@@ -32,7 +31,7 @@ from world.providers.base import (
     RenderStatus,
     SummaryRequest,
 )
-from world.providers.chat import ChatModels, require_key
+from world.providers.chat import ChatModels, require_key, root_client
 from world.providers.errors import (
     UNKNOWN_OUTCOME,
     code_for_status,
@@ -82,13 +81,7 @@ class OpenRouterProvider:
         self.base_url = settings.openrouter_base_url.rstrip("/")
         self._headers = attribution_headers(settings)
         self.chat = ChatModels(
-            openai.AsyncOpenAI(
-                api_key="unused",  # every call carries the contributor's key instead
-                base_url=self.base_url,
-                max_retries=0,
-                timeout=settings.request_timeout_seconds,
-                default_headers=self._headers,
-            ),
+            root_client(self.base_url, settings.request_timeout_seconds, self._headers),
             status_table=STATUS_TABLE,
             extra_body={"provider": {"require_parameters": True}},
             provider_name=self.name,
