@@ -53,7 +53,12 @@ FAILURE_REASONS = {
     "rate_limited": "the provider is rate-limiting the contributor's key",
     "permission": "the contributor's key may not use this video model",
     "timeout": "making the scene took too long",
+    "no_video_access": "the contributor's key is a free-tier key, which cannot make videos",
     "blocked": "the video provider refused to make this scene",
+    "config": "the video provider refused this world's video settings "
+    "(an admin should run shared-world check)",
+    "unavailable": "the video provider was unavailable",
+    "expired": "the video provider dropped the render before it finished",
     "storage": "the clip could not be stored yet",
 }
 

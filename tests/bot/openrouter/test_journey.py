@@ -69,11 +69,15 @@ async def submit_key(server: Server, key: str):
     return mint, form, await member.submit_modal(form, {"api_key": key})
 
 
-def sent_to_discord(env) -> list[str]:
-    """Every request the bot made to Discord (channel posts, edits, interaction answers)."""
-    return [
+def assert_never_sent(env, key: str) -> None:
+    """`key` is in no request the bot made to Discord: channel posts, edits, interaction
+    answers and follow-ups, ephemeral or not."""
+    sent = [
         json.dumps([r.method, r.path, r.params, r.json], default=str) for r in env.http_requests
     ]
+    assert sent, "the bot sent something"
+    leaked = [request for request in sent if key in request]
+    assert leaked == [], "the key was sent to Discord"
 
 
 async def test_a_member_mints_the_opening_scene_with_their_openrouter_key(
@@ -133,9 +137,8 @@ async def test_a_member_mints_the_opening_scene_with_their_openrouter_key(
     assert create.job_id is not None and create.key == GOOD_KEY
     assert create.body["model"] == "google/veo-3.1-fast"
     assert openrouter.keys_seen() == {GOOD_KEY}
-    assert all(GOOD_KEY not in sent for sent in sent_to_discord(world_env))
-    for message in server.channel.history():
-        assert GOOD_KEY not in text_of(message)
+    assert_never_sent(world_env, GOOD_KEY)
+    assert not [m.id for m in server.channel.history() if GOOD_KEY in text_of(m)]
 
 
 async def test_a_key_without_enough_credit_claims_nothing(
@@ -159,7 +162,7 @@ async def test_a_key_without_enough_credit_claims_nothing(
     assert len(simcord_bot.vault) == 0, "a refused key is not kept"
     assert latest(server.channel).id == mint.id, "no progress message; the mint card stays"
     assert not button(now(server.channel, mint), MINT).get("disabled")
-    assert all(broke not in sent for sent in sent_to_discord(world_env))
+    assert_never_sent(world_env, broke)
 
 
 @pytest.mark.parametrize(
@@ -191,4 +194,4 @@ async def test_a_key_openrouter_will_not_let_pay_gets_its_own_sentence(
     assert len(openrouter.requests_to("GET", "key")) == 1
     assert len(simcord_bot.vault) == 0
     assert latest(server.channel).id == mint.id
-    assert all(key not in sent for sent in sent_to_discord(world_env))
+    assert_never_sent(world_env, key)
