@@ -23,6 +23,13 @@ def test_cents_are_converted_and_resolution_is_preferred():
     assert cat.price_per_second_usd(skus, audio=False, resolution="1080p") == pytest.approx(0.15)
 
 
+def test_token_prices_count_when_tokens_per_second_are_known():
+    skus = {"video_tokens": "0.0000025"}
+    assert cat.price_per_second_usd(skus, audio=False, tokens_per_second=5000) == pytest.approx(
+        0.0125
+    )
+
+
 @pytest.mark.parametrize(
     "skus", [None, {}, {"video_tokens": "0.0000025"}, {"duration_seconds": "n/a"}]
 )

@@ -61,17 +61,23 @@ class Catalogue:
 
 
 def price_per_second_usd(
-    skus: Mapping[str, Any] | None, *, audio: bool, resolution: str | None = None
+    skus: Mapping[str, Any] | None,
+    *,
+    audio: bool,
+    resolution: str | None = None,
+    tokens_per_second: float | None = None,
 ) -> float | None:
     """USD per second of video from `pricing_skus`, or None when no per-second price is listed.
 
-    Prefers the SKU that matches audio on/off and the resolution; token-priced SKUs give None
-    (their tokens per second are not published), and the caller falls back to its setting.
+    Prefers the SKU that matches audio on/off and the resolution. Token-priced SKUs (USD per
+    video token) count only when the entry says how many tokens a second takes; otherwise the
+    caller falls back to its setting.
     """
     candidates: list[tuple[int, float]] = []
     for key, raw in (skus or {}).items():
         name = str(key).lower()
-        if "second" not in name:
+        per_token = "token" in name
+        if "second" not in name and not (per_token and tokens_per_second):
             continue
         try:
             value = float(raw)
@@ -80,6 +86,8 @@ def price_per_second_usd(
         if value < 0:
             continue
         usd = value / 100 if "cents" in name else value
+        if per_token:
+            usd *= tokens_per_second or 0.0
         with_audio = "audio" in name and "without_audio" not in name and "no_audio" not in name
         score = 2 if with_audio == audio else 0
         match = _RESOLUTION.search(name)

@@ -208,10 +208,12 @@ class OpenRouterProvider:
             entry = await self.video_models.get(self.world.video_model)
         except ProviderError:
             return self._estimate
+        entry = entry or {}
         per_second = cat.price_per_second_usd(
-            (entry or {}).get("pricing_skus"),
-            audio=self.world.generate_audio and bool((entry or {}).get("generate_audio")),
+            entry.get("pricing_skus"),
+            audio=self.world.generate_audio and bool(entry.get("generate_audio")),
             resolution=self.world.resolution,
+            tokens_per_second=_number(entry.get("video_tokens_per_second")),
         )
         if per_second is not None:
             self._estimate = round(per_second * self.world.video_seconds, 4)
