@@ -33,7 +33,15 @@ from world import paths, scenes
 from world.logsafe import forget_secret, register_secret
 from world.providers.base import ProviderError
 from world.service import FINAL_FAILURES, InvalidBranch, WorldService
-from world.types import ChildState, ClaimOutcome, ClaimResult, Credentials, SceneView, Status
+from world.types import (
+    UNCERTAIN,
+    ChildState,
+    ClaimOutcome,
+    ClaimResult,
+    Credentials,
+    SceneView,
+    Status,
+)
 
 if TYPE_CHECKING:
     from bot.app import SharedWorldBot
@@ -55,10 +63,6 @@ FAILURE_REASONS = {
     "timeout": "making the scene took too long",
     "no_video_access": "the contributor's key is a free-tier key, which cannot make videos",
     "blocked": "the video provider refused to make this scene",
-    "config": "the video provider refused this world's video settings "
-    "(an admin should run shared-world check)",
-    "unavailable": "the video provider was unavailable",
-    "expired": "the video provider dropped the render before it finished",
     "storage": "the clip could not be stored yet",
 }
 
@@ -325,7 +329,7 @@ class Director:
         layout = render.mint_card(
             view,
             channel_id=state.channel_id,
-            provider_name=provider.name,
+            provider_name=provider.display_name,
             needs_key=provider.needs_key,
         )
         message = await self._messageable(state.channel_id).send(view=layout)
@@ -541,13 +545,15 @@ class Director:
 
     async def _mint_target(self, channel_id: int, path_code: str) -> tuple[ChannelState, SceneView]:
         """The channel and branch a mint button refers to, if it still applies (<= 2 reads)."""
-        try:
-            path = ids.decode_path(path_code, self.service.settings.generation.max_depth)
-        except ids.BadPathCode:
-            raise Refusal(MOVED_ON) from None
         state = await play.get_channel(self.db, channel_id)
         if state is None or not state.active:
             raise Refusal(NOT_RUNNING)
+        try:  # a very deep branch's code is a hash, resolved against the channel's path
+            path = ids.decode_path(
+                path_code, self.service.settings.generation.max_depth, current=state.current_path
+            )
+        except ids.BadPathCode:
+            raise Refusal(MOVED_ON) from None
         if state.current_path != path:
             raise Refusal(MOVED_ON)
         try:
@@ -579,7 +585,9 @@ class Director:
             return True
         if view.status is Status.QUEUED:
             await interaction.response.send_message(
-                f"Someone is minting this branch right now ({view.progress} %). "
+                "Someone is minting this branch right now"
+                + (f" ({view.progress} %)" if view.progress_known else "")
+                + ". "
                 "It is free for you: "
                 "watch the channel, the scene appears when it is done.",
                 ephemeral=True,
@@ -604,7 +612,11 @@ class Director:
         if not provider.needs_key:
             await interaction.response.defer(ephemeral=True, thinking=True)
             result = await self.service.claim(
-                state.world_id, view.path, None, str(interaction.user.id)
+                state.world_id,
+                view.path,
+                None,
+                str(interaction.user.id),
+                confirm_uncertain=view.failure_code == UNCERTAIN,
             )
             await self._report_claim(interaction, result, cost)
             return
@@ -623,7 +635,7 @@ class Director:
             )
             await interaction.response.send_message(
                 f"Mint **{render.clip(view.choice_label or 'the opening scene', 300)}**? "
-                f"Estimated cost: **{cost}**, charged by {provider.name} to your key.",
+                f"Estimated cost: **{cost}**, charged by {provider.display_name} to your key.",
                 view=buttons,
                 ephemeral=True,
             )
@@ -643,7 +655,7 @@ class Director:
             channel_id=state.channel_id,
             path=view.path,
             choice_label=view.choice_label,
-            provider_name=provider.name,
+            provider_name=provider.display_name,
             cost=render.cost_text(view.estimated_cost_usd),
             retry=retry,
         )
@@ -725,15 +737,27 @@ class Director:
             log.info("key refused world=%s path=%s code=%s", world_id, path, error.code)
             if error.code == "invalid_key":
                 sentence = (
-                    f"{provider.name} did not accept that key, so nothing was claimed or charged."
+                    f"{provider.display_name} did not accept that key, "
+                    "so nothing was claimed or charged."
                 )
             else:
-                sentence = f"{error.public_message} Nothing was claimed or charged."
+                reason = error.public_message.rstrip(".")
+                sentence = f"Nothing was claimed or charged: {reason[:1].lower()}{reason[1:]}."
             await interaction.edit_original_response(content=sentence, view=None)
             return False
         self.bot.vault.put(interaction.user.id, provider.name, credentials)
-        claim = self.service.retry if retry else self.service.claim
-        result = await claim(world_id, path, credentials, str(interaction.user.id))
+        if retry:
+            result = await self.service.retry(world_id, path, credentials, str(interaction.user.id))
+        else:
+            # The mint card this member clicked warned them if a render may already exist.
+            seen = await self.service.view(world_id, path)
+            result = await self.service.claim(
+                world_id,
+                path,
+                credentials,
+                str(interaction.user.id),
+                confirm_uncertain=seen.failure_code == UNCERTAIN,
+            )
         view_cost = render.cost_text(self.service.estimated_cost(world_id))
         if check.remaining_usd is not None:
             view_cost += f"; your key has ${check.remaining_usd:.2f} of credit left"
@@ -805,11 +829,12 @@ class Director:
         label = start.choice_label
         messageable = self._messageable(channel_id)
         await self._retire_mint_card(channel_id, label, path)
+        waiting = None if start.progress_known else render.stage_wait_text("queued")
         message = await messageable.send(
-            view=render.progress_card(label, path, start.progress, stage="queued")
+            view=render.progress_card(label, path, start.progress, stage="queued", waiting=waiting)
         )
         await play.set_channel_messages(self.db, channel_id, progress_message_id=message.id)
-        latest: dict[str, Any] = {"progress": start.progress, "stage": "queued", "waiting": None}
+        latest: dict[str, Any] = {"progress": start.progress, "stage": "queued", "waiting": waiting}
 
         async def edit_progress() -> None:
             await message.edit(
@@ -836,13 +861,14 @@ class Director:
                     event = await self.wait_external(anext(events), "progress of a mint")
                 except StopAsyncIteration:
                     break
-                waiting = (
-                    render.render_wait_text(
+                if event.elapsed_seconds is not None:
+                    waiting = render.render_wait_text(
                         event.provider_status, event.elapsed_seconds, event.typical_seconds
                     )
-                    if event.elapsed_seconds is not None
-                    else None
-                )
+                elif not start.progress_known:
+                    waiting = render.stage_wait_text(event.stage)
+                else:
+                    waiting = None
                 if event.status is not Status.QUEUED:
                     final = event
                 elif (event.progress, event.stage, waiting) != (

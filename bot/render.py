@@ -18,7 +18,7 @@ from bot import rounds
 from bot.components import ChoiceButton, MintButton
 from bot.play import PICK, RoundState
 from world import paths
-from world.types import ChildState, ChoiceView, SceneView, Status
+from world.types import UNCERTAIN, ChildState, ChoiceView, SceneView, Status
 
 MAX_TEXT = 4000
 MAX_LABEL = 80
@@ -82,6 +82,20 @@ def render_wait_text(
     return text
 
 
+_STAGE_WAITS = {
+    "queued": "waiting for the provider to start",
+    "planning": "planning the scene",
+    "rendering": "rendering",
+    "storing": "storing the clip",
+    "summarising": "writing down what changed in the world",
+}
+
+
+def stage_wait_text(stage: str | None) -> str:
+    """A stage in words, for providers without percentages (no bar, no number)."""
+    return _STAGE_WAITS.get(stage or "", "working on it")
+
+
 def cost_text(usd: float) -> str:
     if usd <= 0:
         return "free"
@@ -97,6 +111,8 @@ def choice_state_text(choice: ChoiceView, cost_usd: float) -> str:
     if choice.state is ChildState.READY:
         return "instant"
     if choice.state is ChildState.MINTING:
+        if not choice.progress_known:
+            return "minting"
         return f"minting {max(0, min(100, choice.progress))} %"
     if choice.state is ChildState.FAILED:
         return "failed · retry"
@@ -114,8 +130,17 @@ def votes_text(count: int) -> str:
     return "1 vote" if count == 1 else f"{count} votes"
 
 
+BREADCRUMB_STEPS = 12  # a deeper path shows its first and last steps and its depth
+
+
 def breadcrumbs(path: str) -> str:
-    return paths.breadcrumbs(path)
+    """A path for people ("Start › 1 › 3 › 2"), bounded at any depth: past 12 steps only the
+    first and last show ("Start › 1 › 3 › 2 › … › 3 (500 deep)")."""
+    depth = paths.depth(path)
+    if depth <= BREADCRUMB_STEPS:
+        return paths.breadcrumbs(path)
+    steps = [str(int(part) + 1) for part in path.split("/")]
+    return "Start › " + " › ".join([*steps[:3], "…", *steps[-6:]]) + f" ({depth} deep)"
 
 
 # -- cards ---------------------------------------------------------------------------
@@ -224,8 +249,15 @@ def mint_card(
     """The card of an unexplored (or failed) winner: what it costs and a button to mint it."""
     layout = ui.LayoutView(timeout=None)
     failed = target.status is Status.FAILED
+    uncertain = failed and target.failure_code == UNCERTAIN
     box = ui.Container(accent_colour=COLOUR_FAILED if failed else COLOUR_MINT)
-    heading = "Minting this branch failed" if failed else "Mint this branch"
+    heading = (
+        "This branch may already have been paid for"
+        if uncertain
+        else "Minting this branch failed"
+        if failed
+        else "Mint this branch"
+    )
     box.add_item(ui.TextDisplay(f"## {heading}\n-# {breadcrumbs(target.path)}"))
     choice = clip(target.choice_label or "The opening scene", 400)
     cost = cost_text(target.estimated_cost_usd)
@@ -242,7 +274,9 @@ def mint_card(
     elif target.failure_detail:
         lines.append(f"-# Last attempt: {clip(target.failure_detail, 300)}")
     box.add_item(ui.TextDisplay("\n".join(lines)))
-    label = ("Retry" if failed else "Mint this branch") + f" · {cost}"
+    label = (
+        "Mint anyway" if uncertain else "Retry" if failed else "Mint this branch"
+    ) + f" · {cost}"
     style = discord.ButtonStyle.danger if failed else discord.ButtonStyle.success
     box.add_item(ui.ActionRow(MintButton(channel_id, target.path, label=label, style=style)))
     layout.add_item(box)

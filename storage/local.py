@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
+import time
 import uuid
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from storage.keys import join_url, validate_key
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1024 * 1024
+# The temp names `_copy` and `_check` write (a killed process leaves them behind).
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{32}\.part|\.probe-[0-9a-f]{32}")
 
 
 class LocalStore:
@@ -124,6 +128,35 @@ class LocalStore:
                 f"asset directory {self.root} is not writable ({exc.strerror or exc}); "
                 "fix its permissions or set storage.local_dir to a writable directory"
             ) from exc
+
+    async def sweep_partial(self, older_than_seconds: float) -> int:
+        """Delete temp files of copies that never finished (a killed process); returns how many.
+
+        Only this store's own temp names (`.<name>.<32 hex>.part`, `.probe-<32 hex>`) untouched
+        for `older_than_seconds` go: a copy in progress writes its temp file continuously.
+        """
+        removed = await asyncio.to_thread(self._sweep_partial, time.time() - older_than_seconds)
+        if removed:
+            log.info("local store swept %d unfinished temp files dir=%s", removed, self.root)
+        return removed
+
+    def _sweep_partial(self, cutoff: float) -> int:
+        removed = 0
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                if not _TEMP_NAME.fullmatch(name):
+                    continue
+                path = Path(folder) / name
+                try:
+                    if path.stat().st_mtime >= cutoff:
+                        continue
+                    path.unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    log.warning("local store could not sweep %s (%s)", name, exc.strerror or exc)
+        return removed
 
     async def close(self) -> None:
         """Nothing to release for local disk."""

@@ -44,9 +44,12 @@ async def run_checks(settings: Settings, *, echo: Callable[[str], None] = print)
         return f"valid; worlds: {worlds}"
 
     async def database_probe() -> str:
-        db = Database(settings.database.url)
+        db = Database.from_settings(settings.database)
         try:
             await db.require_current_schema()
+            budget = await db.connection_budget()
+            if budget is not None:
+                echo_budget(budget)
             return f"reachable and migrated ({redacted_url(settings.database.url)})"
         except SchemaOutdated:
             raise
@@ -57,6 +60,18 @@ async def run_checks(settings: Settings, *, echo: Callable[[str], None] = print)
             ) from exc
         finally:
             await db.close()
+
+    def echo_budget(budget: tuple[int, int]) -> None:
+        limit, reserved = budget
+        per_process = settings.database.pool_size + settings.database.max_overflow
+        wanted = settings.database.processes * per_process
+        if wanted > limit - reserved:
+            echo(
+                f"WARN  database: {settings.database.processes} processes x {per_process} "
+                f"connections = {wanted}, more than the server's {limit - reserved} "
+                "(max_connections minus superuser_reserved_connections); lower "
+                "[database] pool_size / max_overflow or raise max_connections"
+            )
 
     async def storage_probe() -> str:
         from storage.factory import build_store

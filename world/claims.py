@@ -52,6 +52,11 @@ def new_claim_token() -> str:
 
 
 def contributor_id(salt: str, contributor: str) -> str:
-    """A keyed hash of who paid: countable, not reversible without the salt."""
-    digest = hmac.new(salt.encode(), contributor.encode(), hashlib.sha256).hexdigest()
+    """A keyed hash of who paid: countable, not reversible without the salt.
+
+    Any text hashes, also text no UTF-8 encoder accepts (a lone surrogate from a front door
+    or from a badly encoded environment variable): surrogates are kept as they are.
+    """
+    key, who = (text.encode("utf-8", "surrogatepass") for text in (salt, contributor))
+    digest = hmac.new(key, who, hashlib.sha256).hexdigest()
     return digest[:32]

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -25,6 +26,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+if TYPE_CHECKING:
+    from world.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +75,54 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+# SQLSTATEs of a server that is saturated or starting: worth waiting for, not failing on.
+TRANSIENT_CONNECT_STATES = frozenset({"53300", "57P03", "53400"})
+
+
+def _transient_connect_error(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    return getattr(exc, "sqlstate", None) in TRANSIENT_CONNECT_STATES
+
+
+def patient_connect(url: str, patience_seconds: float) -> Callable[[], Awaitable[Any]]:
+    """An asyncpg connect that waits out "too many clients" and restarts, with backoff.
+
+    The pool calls it for every new connection, so every unit of work (a claim, a job's
+    write, a vote) rides over a momentarily saturated server instead of failing.
+    """
+    import asyncpg
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def connect() -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience_seconds
+        delay = 0.05
+        while True:
+            try:
+                return await asyncpg.connect(dsn)
+            except Exception as exc:
+                if not _transient_connect_error(exc) or loop.time() + delay > deadline:
+                    raise
+                log.warning(
+                    "database busy (%s); connecting again in %.2fs", type(exc).__name__, delay
+                )
+                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(1.0, delay * 2)
+
+    return connect
+
+
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 5,
+    pool_timeout_seconds: float = 30.0,
+    connect_patience_seconds: float = 30.0,
+    **kwargs: Any,
+) -> AsyncEngine:
     url = async_url(url)
     is_sqlite = url.startswith("sqlite")
     if is_sqlite:
@@ -82,10 +133,13 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_size", 8)
         kwargs.setdefault("max_overflow", 8)
     else:
-        # Several bot processes share one server (max_connections is often 100).
-        kwargs.setdefault("pool_size", 5)
-        kwargs.setdefault("max_overflow", 10)
+        # Several bot processes share one server (max_connections is often 100): the pool
+        # is sized from settings, and new connections wait out a saturated server.
+        kwargs.setdefault("pool_size", pool_size)
+        kwargs.setdefault("max_overflow", max_overflow)
+        kwargs.setdefault("pool_timeout", pool_timeout_seconds)
         kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("async_creator", patient_connect(url, connect_patience_seconds))
     engine = create_async_engine(url, **kwargs)
     if is_sqlite:
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
@@ -113,6 +167,26 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: DatabaseSettings) -> Database:
+        """The database with the pool the settings size (PostgreSQL; SQLite keeps its own)."""
+        return cls(
+            settings.url,
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            pool_timeout_seconds=settings.pool_timeout_seconds,
+            connect_patience_seconds=settings.connect_patience_seconds,
+        )
+
+    async def connection_budget(self) -> tuple[int, int] | None:
+        """(max_connections, reserved for superusers) of a PostgreSQL server; None on SQLite."""
+        if self.dialect != "postgresql":
+            return None
+        async with self.engine.connect() as connection:
+            limit = await connection.scalar(text("SHOW max_connections"))
+            reserved = await connection.scalar(text("SHOW superuser_reserved_connections"))
+        return int(limit), int(reserved)
 
     @property
     def dialect(self) -> str:

@@ -93,6 +93,11 @@ class Scene(Base):
     asset_bytes: Mapped[int | None] = mapped_column(BigInteger)
     provider: Mapped[str | None] = mapped_column(String(32))
     provider_job_id: Mapped[str | None] = mapped_column(String(256))
+    # The intent of the latest paid create, committed before it is sent: with no job id
+    # recorded beside it, a create may have started and must be reconciled, not repeated.
+    render_attempt: Mapped[str | None] = mapped_column(String(64))
+    render_request: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    render_requested_at: Mapped[datetime | None] = mapped_column()
     progress: Mapped[int] = mapped_column(Integer, default=0)
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_detail: Mapped[str | None] = mapped_column(Text)

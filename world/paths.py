@@ -5,9 +5,16 @@ Pure functions only; every path is checked here before it reaches the database.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
+from world.quoting import quote
+
 CHOICES_PER_SCENE = 3
+# Names derived from a path (spool folders, asset keys, attachment names) stay this short at
+# any depth: a long path keeps a readable prefix and ends in a hash of the whole path.
+SLUG_MAX = 120
+_SLUG_HASH = 32
 _PART = re.compile(r"0|[1-9][0-9]{0,2}")
 
 
@@ -28,7 +35,7 @@ def parse(path: str, max_depth: int) -> tuple[int, ...]:
     for part in parts:
         if not _PART.fullmatch(part):
             raise InvalidPath(
-                f"{path!r} is not a branch path; use choice numbers joined by '/', like 0/2/1."
+                f"{quote(path)} is not a branch path; use choice numbers joined by '/', like 0/2/1."
             )
         index = int(part)
         if index >= CHOICES_PER_SCENE:
@@ -87,5 +94,16 @@ def breadcrumbs(path: str) -> str:
 
 
 def storage_slug(path: str) -> str:
-    """A filesystem- and URL-safe name for a path ("root", "0-2-1")."""
-    return "root" if path == "" else path.replace("/", "-")
+    """A filesystem- and URL-safe name for a path ("root", "0-2-1"), at most SLUG_MAX long.
+
+    Paths up to depth 60 read as they are; a deeper one keeps a readable prefix and ends in
+    "_" and a hash of the whole path ("2-2-…-2_<32 hex>"), so every derived name stays under
+    the filesystems' 255-byte limit at any allowed depth and different paths never share one.
+    """
+    if path == "":
+        return "root"
+    slug = path.replace("/", "-")
+    if len(slug) <= SLUG_MAX:
+        return slug
+    digest = hashlib.sha256(path.encode(errors="surrogatepass")).hexdigest()[:_SLUG_HASH]
+    return f"{slug[: SLUG_MAX - _SLUG_HASH - 1].rstrip('-')}_{digest}"

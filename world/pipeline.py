@@ -13,15 +13,17 @@ import contextlib
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from storage.base import AssetStore, StorageError
 from world import paths, scenes
 from world.db import Database
+from world.logsafe import describe_exception
 from world.media import extract_last_frame_png
 from world.models import Render, Scene, utcnow
 from world.prompts import validate_plan
@@ -36,11 +38,15 @@ from world.providers.base import (
     SummaryRequest,
 )
 from world.settings import GenerationSettings, WorldSettings
-from world.types import Credentials, SceneEvent, Status
+from world.types import UNCERTAIN, Credentials, SceneEvent, Status
 
 log = logging.getLogger(__name__)
 
 INTERNAL_FAILURE = "Something went wrong while making this scene; it can be retried."
+UNCERTAIN_RENDER = (
+    "A render of this branch may already have been started and paid for, but it never "
+    "reported back; minting it again may pay a second time, so it waits for someone to confirm."
+)
 # Failures after which the provider's job cannot be resumed (a retry must start a new one),
 # and those caused by the plan itself (a retry must plan again, or it fails the same way).
 DEAD_JOB_FAILURES = frozenset({"blocked", "bad_output", "not_found", "render_failed", "expired"})
@@ -58,6 +64,10 @@ class JobContext:
     generation: GenerationSettings
     publish: Callable[[SceneEvent], None]
     estimated_cost_usd: float = 0.0  # what the contributor was shown before paying
+    # Paid creates in flight in this process, by (world, path): (attempt id, its future).
+    inflight: dict[tuple[str, str], tuple[str, asyncio.Future[str]]] = field(default_factory=dict)
+    # How long a create may take to answer (the provider's create timeout, plus a margin).
+    create_window_seconds: float = 65.0
 
 
 @dataclass
@@ -66,12 +76,22 @@ class Timings:
     video_ms: int = 0
     upload_ms: int = 0
     summary_ms: int = 0
+    record_ms: int = 0  # create answered -> job id committed: the window a kill can hit
 
 
 def asset_keys(world_id: str, path: str, job_id: str) -> tuple[str, str]:
     generation = hashlib.sha256(job_id.encode()).hexdigest()[:20]
     base = f"worlds/{world_id}/scenes/{paths.storage_slug(path)}/{generation}"
     return f"{base}.mp4", f"{base}.last.png"
+
+
+def spool_file(spool_dir: str | Path, world_id: str, path: str, job_id: str) -> Path:
+    """Where a provider job's clip is spooled (its poster beside it, as `.last.png`).
+
+    world/sweep.py finds a branch's spool files by this name; keep them in step.
+    """
+    safe_job = hashlib.sha256(job_id.encode()).hexdigest()[:24]
+    return Path(spool_dir) / world_id / paths.storage_slug(path) / f"{safe_job}.mp4"
 
 
 class GenerationJob:
@@ -142,9 +162,7 @@ class GenerationJob:
         )
 
     def _spool_path(self, job_id: str) -> Path:
-        safe_job = hashlib.sha256(job_id.encode()).hexdigest()[:24]
-        folder = Path(self.ctx.generation.spool_dir) / self.world_id / paths.storage_slug(self.path)
-        return folder / f"{safe_job}.mp4"
+        return spool_file(self.ctx.generation.spool_dir, self.world_id, self.path, job_id)
 
     # -- the job -------------------------------------------------------------------
 
@@ -215,6 +233,11 @@ class GenerationJob:
                 await asyncio.to_thread(leftover.unlink)
 
     async def _start_render(self, plan: Plan, family: dict[str, Scene]) -> str:
+        scene = family[self.path]
+        if scene.render_attempt is not None:
+            found = await self._resolve_intent(scene)
+            if found is not None:
+                return found
         reference = None
         parent_path = paths.parent(self.path)
         parent = family.get(parent_path) if parent_path is not None else None
@@ -235,10 +258,21 @@ class GenerationJob:
             size=f"{width}x{height}",
             seconds=self.ctx.world.video_seconds,
             reference_image=reference,
+            attempt_id=uuid.uuid4().hex,
         )
+        # The intent is committed before anything is paid: whatever happens next (a kill, a
+        # cancel, a timeout), the next attempt knows a create may have started.
+        async with self.ctx.db.transaction() as session:
+            await scenes.write_intent(
+                session, self.world_id, self.path, self.token, request.attempt_id, _intent(request)
+            )
         # Paid work: the create call and the write of its job id run to the end even if this
-        # job is cancelled meanwhile (shutdown, watchdog), so the paid job is never lost.
+        # job is cancelled meanwhile (shutdown, watchdog, an admin), so the paid job is never
+        # lost; a new job of the same branch in this process waits for it instead of paying.
+        key = (self.world_id, self.path)
         recorded = asyncio.ensure_future(self._create_and_record(request))
+        self.ctx.inflight[key] = (request.attempt_id, recorded)
+        recorded.add_done_callback(lambda _: _forget_inflight(self.ctx.inflight, key, recorded))
         try:
             return await asyncio.shield(recorded)
         except asyncio.CancelledError:
@@ -247,20 +281,79 @@ class GenerationJob:
             raise
 
     async def _create_and_record(self, request: RenderRequest) -> str:
-        job_id = await self.ctx.provider.start_render(request, self._credentials)
+        try:
+            job_id = await self.ctx.provider.start_render(request, self._credentials)
+        except ProviderError as exc:
+            if not exc.outcome_unknown:  # refused: nothing was created, nothing was paid
+                async with self.ctx.db.transaction() as session:
+                    await scenes.clear_intent(session, self.world_id, self.path, request.attempt_id)
+            raise
+        created = time.monotonic()
         self.render_started_here = True
         async with self.ctx.db.transaction() as session:
             stored = await scenes.record_job_id(
-                session, self.world_id, self.path, self.token, job_id
+                session, self.world_id, self.path, request.attempt_id, job_id
             )
-        log.info(
-            "render started world=%s path=%s provider_job=%s recorded=%s",
+        self.timings.record_ms = _ms_since(created)
+        log.log(
+            logging.INFO if stored else logging.WARNING,
+            "render started world=%s path=%s provider_job=%s recorded=%s record_ms=%d",
             self.world_id,
             self.path,
             job_id,
             stored,
+            self.timings.record_ms,
         )
         return job_id
+
+    async def _resolve_intent(self, scene: Scene) -> str | None:
+        """An earlier create of this branch has no job id: find its job, or prove there is none.
+
+        Raises ProviderError("uncertain") when neither is possible: the branch then waits for
+        someone to confirm paying again (or an admin to decide), instead of paying silently.
+        """
+        attempt = scene.render_attempt
+        assert attempt is not None
+        where = f"world={self.world_id} path={self.path} attempt={attempt}"
+        running = self.ctx.inflight.get((self.world_id, self.path))
+        if running is not None and running[0] == attempt:
+            log.info("waiting for a create in flight in this process %s", where)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(running[1])
+        else:
+            # A create in another process may still answer: give it its whole time limit.
+            requested = scene.render_requested_at or utcnow()
+            deadline = requested + timedelta(seconds=self.ctx.create_window_seconds)
+            while utcnow() < deadline:
+                current = await self._reread()
+                if current.provider_job_id or current.render_attempt != attempt:
+                    break
+                await asyncio.sleep(min(0.5, (deadline - utcnow()).total_seconds() + 0.01))
+        current = await self._reread()
+        if current.provider_job_id:
+            log.info("the earlier create answered %s job=%s", where, current.provider_job_id)
+            return current.provider_job_id
+        if current.render_attempt != attempt:
+            return None  # that create was refused: nothing to reconcile
+        if self.ctx.provider.can_find_renders:
+            found = await self.ctx.provider.find_render(
+                _request_from_intent(self.world_id, self.path, attempt, current.render_request),
+                requested_at_or_now(current.render_requested_at),
+                self._credentials,
+            )
+            async with self.ctx.db.transaction() as session:
+                if found is None:
+                    await scenes.clear_intent(session, self.world_id, self.path, attempt)
+                else:
+                    await scenes.record_job_id(session, self.world_id, self.path, attempt, found)
+            log.warning("reconciled an unrecorded create %s found=%s", where, found)
+            return found
+        log.warning("an earlier create may have started a paid render %s", where)
+        raise ProviderError(UNCERTAIN, UNCERTAIN_RENDER, retryable=False)
+
+    async def _reread(self) -> Scene:
+        async with self.ctx.db.session() as session:
+            return (await scenes.load_paths(session, self.world_id, [self.path]))[self.path]
 
     async def _summarise(self, plan: Plan, family: dict[str, Scene]) -> str | None:
         model = self.ctx.world.summary_model
@@ -384,6 +477,48 @@ def _plan_from_row(scene: Scene) -> Plan | None:
     )
 
 
+def _intent(request: RenderRequest) -> dict[str, Any]:
+    """The exact create request as stored beside its intent (the frame as a digest)."""
+    frame = request.reference_image
+    return {
+        "model": request.model,
+        "prompt": request.prompt,
+        "title": request.title,
+        "size": request.size,
+        "seconds": request.seconds,
+        "reference_sha256": hashlib.sha256(frame).hexdigest() if frame else None,
+    }
+
+
+def _request_from_intent(
+    world_id: str, path: str, attempt: str, stored: dict[str, Any] | None
+) -> RenderRequest:
+    stored = stored or {}
+    return RenderRequest(
+        world_id=world_id,
+        path=path,
+        prompt=str(stored.get("prompt", "")),
+        title=str(stored.get("title", "")),
+        model=str(stored.get("model", "")),
+        size=str(stored.get("size", "")),
+        seconds=int(stored.get("seconds", 0)),
+        attempt_id=attempt,
+    )
+
+
+def requested_at_or_now(moment: datetime | None) -> datetime:
+    return moment or utcnow()
+
+
+def _forget_inflight(
+    inflight: dict[tuple[str, str], tuple[str, asyncio.Future[str]]],
+    key: tuple[str, str],
+    future: asyncio.Future[str],
+) -> None:
+    if key in inflight and inflight[key][1] is future:
+        del inflight[key]
+
+
 def _ms_since(t0: float) -> int:
     return int((time.monotonic() - t0) * 1000)
 
@@ -412,8 +547,11 @@ async def run_guarded(job: GenerationJob, on_done: Callable[[], Awaitable[None]]
     except StorageError:
         log.exception("storage failed %s; the clip stays spooled for a retry", where)
         await _end(job, Status.FAILED, "storage", "The clip could not be stored yet; retry soon.")
-    except Exception:
-        log.exception("job crashed %s", where)
+    except Exception as exc:
+        # Not mapped by the provider: its text may carry the caller's key, so no raw traceback;
+        # the type, a redacted message and where it was raised are enough to debug it.
+        key = job._credentials.api_key if job._credentials is not None else None
+        log.error("job crashed %s: %s", where, describe_exception(exc, key))
         await _end(job, Status.FAILED, "internal", INTERNAL_FAILURE)
     finally:
         await on_done()

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -137,13 +137,35 @@ async def job_update(
         raise ClaimLost(f"{world_id}/{path}")
 
 
-async def record_job_id(
-    session: AsyncSession, world_id: str, path: str, token: str, job_id: str
-) -> bool:
-    """Store a provider job id the moment it exists.
+async def write_intent(
+    session: AsyncSession,
+    world_id: str,
+    path: str,
+    token: str,
+    attempt: str,
+    request: dict[str, Any],
+) -> None:
+    """Before a paid create: which attempt, and the exact request (fenced by the claim)."""
+    await job_update(
+        session,
+        world_id,
+        path,
+        token,
+        render_attempt=attempt,
+        render_request=request,
+        render_requested_at=utcnow(),
+        provider_job_id=None,
+    )
 
-    Also when the claim was lost meanwhile, as long as no other job id is recorded: a paid
-    job must stay findable so the next claim resumes it instead of paying again.
+
+async def record_job_id(
+    session: AsyncSession, world_id: str, path: str, attempt: str, job_id: str
+) -> bool:
+    """Store a provider job id the moment it exists, beside the intent it answers.
+
+    Also when the claim was lost meanwhile (a cancel, an expired lease): a paid job must stay
+    findable so the next claim resumes it instead of paying again. Keyed on the attempt, not
+    the claim: only the create that the branch's intent names can fill it in.
     """
     result = await session.execute(
         update(Scene)
@@ -151,12 +173,26 @@ async def record_job_id(
             Scene.world_id == world_id,
             Scene.path == path,
             Scene.status != Status.READY.value,
-            or_(
-                and_(Scene.claim_token == token, Scene.status == Status.QUEUED.value),
-                Scene.provider_job_id.is_(None),
-            ),
+            Scene.render_attempt == attempt,
+            Scene.provider_job_id.is_(None),
         )
         .values(provider_job_id=job_id, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+async def clear_intent(session: AsyncSession, world_id: str, path: str, attempt: str) -> bool:
+    """The create of `attempt` made nothing (refused, or not found upstream): forget it."""
+    result = await session.execute(
+        update(Scene)
+        .where(
+            Scene.world_id == world_id,
+            Scene.path == path,
+            Scene.render_attempt == attempt,
+            Scene.provider_job_id.is_(None),
+        )
+        .values(render_attempt=None, render_request=None, render_requested_at=None)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
@@ -198,7 +234,13 @@ async def release(
         "updated_at": utcnow(),
     }
     if forget_job:  # the provider's job is dead: the next attempt starts a new one
-        values.update(provider_job_id=None, progress=0)
+        values.update(
+            provider_job_id=None,
+            progress=0,
+            render_attempt=None,
+            render_request=None,
+            render_requested_at=None,
+        )
     if forget_plan:  # the plan itself was the problem: the next attempt plans again
         values.update(title=None, narration=None, video_prompt=None, choices=None)
     result = await session.execute(

@@ -21,16 +21,20 @@ from sqlalchemy import func, select
 
 from storage.base import AssetStore
 from storage.factory import build_store
-from world import paths, scenes
+from world import paths, scenes, sweep
 from world.claims import PathLocks, contributor_id, new_claim_token
 from world.db import Database
 from world.events import EventBus, Subscription
+from world.logsafe import describe_exception, hold_secret, holding, release_secret
 from world.models import Render, Scene, utcnow
 from world.pipeline import GenerationJob, JobContext, run_guarded
 from world.providers import build_provider
 from world.providers.base import KeyCheck, Provider, ProviderError
+from world.providers.errors import provider_error
+from world.quoting import quote
 from world.settings import Settings, WorldSettings
 from world.types import (
+    UNCERTAIN,
     ChildState,
     ChoiceView,
     ClaimOutcome,
@@ -53,6 +57,12 @@ VIEW_TTL_OPEN = 1.0  # a ready scene with a child that may still change in anoth
 VIEW_TTL_SETTLED = 60.0  # all three children ready: nothing left to change
 RECENT_CLAIM_SECONDS = 1.0
 RECENT_CLAIMS_MAX = 1024
+# A create unanswered this long past its own time limit is not coming back.
+CREATE_WINDOW_MARGIN_SECONDS = 5.0
+UNCERTAIN_REFUSAL = (
+    "A render of this branch may already have been started and paid for; minting it again "
+    "may pay a second time, so confirm first (or ask an admin to retry it)."
+)
 
 
 class ServiceError(Exception):
@@ -99,6 +109,9 @@ class WorldService:
         self._job_slots = asyncio.Semaphore(settings.generation.max_concurrent_jobs)
         self._closing = False
         self._estimates: asyncio.Task[None] | None = None
+        # Paid creates in flight, shared by every job of this process (see pipeline).
+        self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[str]]] = {}
+        self._next_sweep = 0.0  # monotonic time of the next stray-file sweep
         self.watchdog = Watchdog(self, settings.generation.watchdog_interval_seconds)
 
     # -- life cycle ----------------------------------------------------------------
@@ -112,7 +125,7 @@ class WorldService:
         providers: Mapping[str, Provider] | None = None,
         run_watchdog: bool = True,
     ) -> WorldService:
-        db = Database(settings.database.url)
+        db = Database.from_settings(settings.database)
         try:
             await db.require_current_schema()
         except Exception:
@@ -126,6 +139,10 @@ class WorldService:
             }
         service = cls(settings, db, store, providers)
         await service._seed_worlds()
+        try:  # what killed processes left behind (see world/sweep.py)
+            await service.sweep_stray_files()
+        except Exception:
+            log.exception("start-up sweep of stray files failed; the watchdog tries again")
         service._estimates = asyncio.create_task(service.refresh_estimates(), name="prices")
         if run_watchdog:
             service.watchdog.start()
@@ -198,7 +215,7 @@ class WorldService:
     def world(self, world_id: str) -> WorldSettings:
         world = self.settings.world(world_id)
         if world is None:
-            raise UnknownWorld(f"There is no world called {world_id!r}.")
+            raise UnknownWorld(f"There is no world called {quote(world_id)}.")
         return world
 
     def provider(self, world_id: str) -> Provider:
@@ -271,6 +288,7 @@ class WorldService:
         return self._scene_view(world, scene, rows)
 
     def _scene_view(self, world: WorldSettings, scene: Any, rows: Mapping[str, Any]) -> SceneView:
+        known = self.providers[world.id].reports_progress
         choices: list[ChoiceView] = []
         if scene.status == Status.READY.value and scene.choices:
             for index, choice in enumerate(scene.choices):
@@ -285,6 +303,7 @@ class WorldService:
                         state=_child_state(child),
                         progress=child.progress if child is not None else 0,
                         failure=child.failure_detail if child is not None else None,
+                        progress_known=known,
                     )
                 )
         ready = scene.status == Status.READY.value
@@ -308,6 +327,7 @@ class WorldService:
             claimed_at=scene.claimed_at,
             updated_at=scene.updated_at,
             estimated_cost_usd=self.estimated_cost(world.id),
+            progress_known=known,
         )
 
     async def explored_paths(
@@ -323,7 +343,21 @@ class WorldService:
         provider = self.provider(world_id)
         if provider.needs_key and credentials is None:
             raise ProviderError("invalid_key", "This world needs an API key to make new scenes.")
-        return await provider.validate_key(credentials)
+        with holding(_secret_of(credentials)):
+            try:
+                return await provider.validate_key(credentials)
+            except ProviderError:
+                raise
+            except Exception as exc:
+                # Not mapped by the provider: its text may carry the key, and whoever catches
+                # it next holds the key no longer. Logged safely here, mapped to a sentence.
+                log.warning(
+                    "key check crashed world=%s: %s",
+                    world_id,
+                    describe_exception(exc, _secret_of(credentials)),
+                )
+                code = "timeout" if isinstance(exc, TimeoutError) else "provider_error"
+                raise provider_error(code) from None
 
     def estimated_cost(self, world_id: str) -> float:
         """What minting one branch is expected to cost: the provider's price list, else settings."""
@@ -350,9 +384,18 @@ class WorldService:
         path: str,
         credentials: Credentials | None,
         contributor: str | None,
+        *,
+        confirm_uncertain: bool = False,
     ) -> ClaimResult:
-        """Ready: play it. Queued: someone is making it. Otherwise this caller starts it."""
-        return await self._claim(world_id, path, credentials, contributor, retry=False)
+        """Ready: play it. Queued: someone is making it. Otherwise this caller starts it.
+
+        A branch whose last create may have started a render without reporting back is
+        claimed only with `confirm_uncertain` (the payer saw the warning and accepts it).
+        """
+        with holding(_secret_of(credentials)):  # a job started here takes its own hold
+            return await self._claim(
+                world_id, path, credentials, contributor, retry=False, confirm=confirm_uncertain
+            )
 
     async def retry(
         self,
@@ -361,8 +404,14 @@ class WorldService:
         credentials: Credentials | None,
         contributor: str | None,
     ) -> ClaimResult:
-        """Claim a failed branch again, including failures a plain claim will not retry."""
-        return await self._claim(world_id, path, credentials, contributor, retry=True)
+        """Claim a failed branch again, including failures a plain claim will not retry.
+
+        This is the admin's decision, so it also re-opens an uncertain render.
+        """
+        with holding(_secret_of(credentials)):
+            return await self._claim(
+                world_id, path, credentials, contributor, retry=True, confirm=True
+            )
 
     async def _claim(
         self,
@@ -372,6 +421,7 @@ class WorldService:
         contributor: str | None,
         *,
         retry: bool,
+        confirm: bool,
     ) -> ClaimResult:
         try:
             world = self.world(world_id)
@@ -395,7 +445,7 @@ class WorldService:
             ):
                 return recent[1]
             result = await self._claim_in_database(
-                world, path, credentials, contributor, retry=retry
+                world, path, credentials, contributor, retry=retry, confirm=confirm
             )
             if result.outcome is ClaimOutcome.QUEUED:
                 self._remember_recent(key, result)
@@ -409,6 +459,7 @@ class WorldService:
         contributor: str | None,
         *,
         retry: bool,
+        confirm: bool,
     ) -> ClaimResult:
         world_id = world.id
         parent_path = paths.parent(path)
@@ -436,8 +487,12 @@ class WorldService:
                         world_id, path, "invalid", "That choice does not exist in this scene."
                     )
             scene = rows.get(path)
+            if scene is None and retry:  # refused before anything is written: no row
+                return _refused(
+                    world_id, path, "not_failed", "Only a failed branch can be retried."
+                )
             if scene is not None:
-                early = self._existing_outcome(scene, retry=retry)
+                early = self._existing_outcome(scene, retry=retry, confirm=confirm)
                 if early is not None:
                     return early
             if self.providers[world_id].needs_key and credentials is None:
@@ -462,16 +517,30 @@ class WorldService:
             )
             if not won:
                 current = (await scenes.load_paths(session, world_id, [path]))[path]
-                early = self._existing_outcome(current, retry=retry)
+                early = self._existing_outcome(current, retry=retry, confirm=confirm)
                 return early or ClaimResult(
                     ClaimOutcome.QUEUED, world_id, path, progress=current.progress
                 )
+            if scene is not None and scene.failure_code == UNCERTAIN:
+                # Confirmed: the unreported create is written off and a new one may be paid.
+                await scenes.job_update(
+                    session,
+                    world_id,
+                    path,
+                    token,
+                    render_attempt=None,
+                    render_request=None,
+                    render_requested_at=None,
+                )
+                log.warning("uncertain render written off world=%s path=%s", world_id, path)
         log.info("claimed world=%s path=%s retry=%s", world_id, path, retry)
         self._start_job(world, path, token, credentials, hashed)
         self._publish(SceneEvent(world_id, path, Status.QUEUED, progress=0, stage="queued"))
         return ClaimResult(ClaimOutcome.QUEUED, world_id, path, progress=0, claimed_by_caller=True)
 
-    def _existing_outcome(self, scene: Scene, *, retry: bool) -> ClaimResult | None:
+    def _existing_outcome(
+        self, scene: Scene, *, retry: bool, confirm: bool = False
+    ) -> ClaimResult | None:
         world_id, path = scene.world_id, scene.path
         if scene.status == Status.READY.value:
             self._remember_ready(world_id, path)
@@ -480,6 +549,8 @@ class WorldService:
             return ClaimResult(ClaimOutcome.QUEUED, world_id, path, progress=scene.progress)
         if retry and scene.status != Status.FAILED.value:
             return _refused(world_id, path, "not_failed", "Only a failed branch can be retried.")
+        if scene.status == Status.FAILED.value and scene.failure_code == UNCERTAIN and not confirm:
+            return _refused(world_id, path, UNCERTAIN, UNCERTAIN_REFUSAL)
         if (
             not retry
             and scene.status == Status.FAILED.value
@@ -526,13 +597,36 @@ class WorldService:
             generation=self.settings.generation,
             publish=self._publish,
             estimated_cost_usd=self.estimated_cost(world.id),
+            inflight=self._inflight,
+            create_window_seconds=self.settings.providers.create_timeout_seconds
+            + CREATE_WINDOW_MARGIN_SECONDS,
         )
         job = GenerationJob(
             ctx, path=path, token=token, credentials=credentials, contributor=contributor
         )
         self._running_paths[(world.id, path)] = token
+        secret = _secret_of(credentials)
+        hold_secret(secret)  # redacted from every log line until this job lets the key go
         task = asyncio.create_task(self._run_job(job), name=f"generate {world.id}/{path}")
+        task.add_done_callback(lambda _: self._release_after_create(world.id, path, secret))
+        # A callback, not a `finally`: a task cancelled before its first step runs no code.
+        task.add_done_callback(lambda _: self._job_finished(job))
         self._tasks[token] = task
+
+    def _job_finished(self, job: GenerationJob) -> None:
+        self._tasks.pop(job.token, None)
+        key = (job.world_id, job.path)
+        if self._running_paths.get(key) == job.token:
+            del self._running_paths[key]
+        self._recent.pop(key, None)
+
+    def _release_after_create(self, world_id: str, path: str, secret: str | None) -> None:
+        """The job ended; a paid create it started may still be running with its key."""
+        inflight = self._inflight.get((world_id, path))
+        if inflight is not None and not inflight[1].done():
+            inflight[1].add_done_callback(lambda _: release_secret(secret))
+        else:
+            release_secret(secret)
 
     async def _run_job(self, job: GenerationJob) -> None:
         keeper = asyncio.create_task(self._keep_lease(job))
@@ -542,15 +636,8 @@ class WorldService:
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
 
-        try:
-            async with self._job_slots:
-                await run_guarded(job, done)
-        finally:
-            self._tasks.pop(job.token, None)
-            key = (job.world_id, job.path)
-            if self._running_paths.get(key) == job.token:
-                del self._running_paths[key]
-            self._recent.pop(key, None)
+        async with self._job_slots:
+            await run_guarded(job, done)
 
     async def _keep_lease(self, job: GenerationJob) -> None:
         """Renew the lease while the job runs; stop the job if another claim took over."""
@@ -616,6 +703,23 @@ class WorldService:
                 self._publish(SceneEvent(world_id, path, Status.PENDING))
                 log.warning("lease expired world=%s path=%s; branch is resumable", world_id, path)
         return recycled
+
+    async def sweep_stray_files(self) -> sweep.SweepReport:
+        """Delete temp files no live job owns; never a spool clip of an unfinished branch."""
+        self._next_sweep = time.monotonic() + sweep.SWEEP_INTERVAL_SECONDS
+        return await sweep.sweep_stray_files(
+            db=self.db,
+            store=self.store,
+            spool_dir=self.settings.generation.spool_dir,
+            max_depth=self.settings.generation.max_depth,
+            running=set(self._running_paths),
+        )
+
+    async def sweep_if_due(self) -> sweep.SweepReport | None:
+        """The watchdog's sweep: at most every sweep.SWEEP_INTERVAL_SECONDS."""
+        if time.monotonic() < self._next_sweep:
+            return None
+        return await self.sweep_stray_files()
 
     # -- progress ------------------------------------------------------------------
 
@@ -727,6 +831,10 @@ def _parent_choice_label(parent: Any, path: str) -> str | None:
     if parent is None or index is None or not parent.choices or index >= len(parent.choices):
         return None
     return parent.choices[index].get("label")
+
+
+def _secret_of(credentials: Credentials | None) -> str | None:
+    return credentials.api_key if credentials is not None else None
 
 
 def _refused(world_id: str, path: str, reason: str, message: str) -> ClaimResult:

@@ -92,6 +92,17 @@ class WorldSettings:
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite:///./data/shared_world.db"
+    # PostgreSQL connections per process: pool_size kept open, max_overflow more at peaks.
+    # processes x (pool_size + max_overflow) must stay below the server's max_connections
+    # (100 by default, 3 of them reserved): 8 processes x 10 = 80 fits.
+    pool_size: int = 5
+    max_overflow: int = 5
+    # How long a unit of work waits for a free pooled connection before it fails.
+    pool_timeout_seconds: float = 30.0
+    # How long opening a connection keeps retrying while the server is saturated or starting.
+    connect_patience_seconds: float = 30.0
+    # How many bot processes share this database (only `shared-world check` reads it).
+    processes: int = 1
 
 
 @dataclass(frozen=True)
@@ -355,6 +366,15 @@ def load_settings(
 
     if _env(env, "DATABASE_URL"):
         database = replace(database, url=env["DATABASE_URL"].strip())
+    for name, key in (
+        ("DATABASE_POOL_SIZE", "pool_size"),
+        ("DATABASE_MAX_OVERFLOW", "max_overflow"),
+        ("DATABASE_PROCESSES", "processes"),
+    ):
+        if _env(env, name):
+            database = replace(
+                database, **{key: loader.typed(name, env[name], int, getattr(database, key))}
+            )
 
     r2_account = _env(env, "R2_ACCOUNT_ID")
     storage_env: dict[str, Any] = {}
@@ -481,6 +501,18 @@ def validate(settings: Settings) -> list[str]:
         problems.append(
             "database.url (DATABASE_URL): use a sqlite:/// or postgresql:// URL, "
             f"not {url.split(':', 1)[0]!r}."
+        )
+
+    db = settings.database
+    if db.pool_size < 1 or db.max_overflow < 0 or db.processes < 1:
+        problems.append(
+            "database: pool_size and processes must be at least 1 and max_overflow at least 0 "
+            "(env DATABASE_POOL_SIZE, DATABASE_MAX_OVERFLOW, DATABASE_PROCESSES)."
+        )
+    if db.pool_timeout_seconds <= 0 or db.connect_patience_seconds < 0:
+        problems.append(
+            "database: pool_timeout_seconds must be above 0 and connect_patience_seconds "
+            "not negative."
         )
 
     storage = settings.storage

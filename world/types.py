@@ -6,6 +6,10 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+# The failure code of a branch whose last paid create may have started a render that never
+# reported back: claimed again only when the next payer confirms (or an admin retries).
+UNCERTAIN = "uncertain"
+
 
 class Status(enum.StrEnum):
     PENDING = "pending"
@@ -42,6 +46,7 @@ class ChoiceView:
     state: ChildState
     progress: int = 0
     failure: str | None = None
+    progress_known: bool = True  # False: the provider reports no percentage; show none
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class SceneView:
     claimed_at: datetime | None = None
     updated_at: datetime | None = None
     estimated_cost_usd: float = 0.0
+    progress_known: bool = True  # False: the provider reports no percentage; show none
 
     @property
     def is_ready(self) -> bool:

@@ -1,4 +1,5 @@
-"""Recycles expired leases. Every process runs one; the database makes that safe."""
+"""Recycles expired leases and sweeps stray temp files. Every process runs one; the database
+makes that safe."""
 
 from __future__ import annotations
 
@@ -31,7 +32,12 @@ class Watchdog:
             self._task = None
 
     async def run_once(self) -> int:
-        return await self._service.recycle_expired_leases()
+        recycled = await self._service.recycle_expired_leases()
+        try:  # after recycling, so a dead process's branch no longer owns its files
+            await self._service.sweep_if_due()
+        except Exception:
+            log.exception("stray-file sweep failed; the next pass tries again")
+        return recycled
 
     async def _loop(self) -> None:
         while True:

@@ -126,6 +126,8 @@ class AdventureCog(
         explored = await self.bot.director.explored(interaction.channel_id, prefix)
         choices = []
         for path, title in explored:
+            if len(path) > 100:  # Discord's limit for a choice's value; type deeper paths
+                continue
             name = f"{render.breadcrumbs(path)} — {title or 'untitled'}"
             choices.append(app_commands.Choice(name=render.clip(name, 100), value=path or "start"))
         return choices[:25]

@@ -76,7 +76,7 @@ class WorldAdminCog(
                     channel_id=interaction.channel_id or 0,
                     path=target,
                     choice_label=f"Retry {render.breadcrumbs(target)}",
-                    provider_name=provider.name,
+                    provider_name=provider.display_name,
                     cost=render.cost_text(service.estimated_cost(world_id)),
                     retry=True,
                 )

@@ -42,6 +42,7 @@ SEED_KEY = "sk-test-good-seed-000000"
 
 class KeyedTestProvider(OfflineProvider):
     name = "keyed-test"
+    display_name = "keyed-test"
     needs_key = True
 
     def __init__(self, settings: ProviderSettings, jobs_dir: Path) -> None:

@@ -225,3 +225,31 @@ def test_render_wait_text_shows_status_and_time_never_a_percentage():
     assert text == "rendering (in progress) · 0:42 so far; this model usually takes about 1:30"
     assert "%" not in text
     assert render.render_wait_text(None, 3600, None) == "rendering (in progress) · 60:00 so far"
+
+
+def test_a_branch_that_may_already_be_paid_for_asks_the_next_payer_to_mint_anyway():
+    uncertain = SceneView(
+        "default",
+        "1",
+        1,
+        Status.FAILED,
+        choice_label="Jump",
+        failure_code="uncertain",
+        failure_detail="A render of this branch may already have been started and paid for.",
+        estimated_cost_usd=0.96,
+    )
+    card = render.mint_card(uncertain, channel_id=7, provider_name="OpenRouter", needs_key=True)
+    assert "This branch may already have been paid for" in texts(card)
+    assert "may already have been started" in texts(card)
+    assert buttons(card)[0].label == "Mint anyway · about $0.96"
+    within_limits(card)
+
+
+def test_a_provider_without_percentages_shows_minting_without_a_number():
+    minting = ChoiceView(0, "Run", "Run", "0", ChildState.MINTING, progress=5)
+    assert render.choice_state_text(minting, 0.96) == "minting 5 %"
+    unknown = ChoiceView(0, "Run", "Run", "0", ChildState.MINTING, progress=5, progress_known=False)
+    assert render.choice_state_text(unknown, 0.96) == "minting"
+    assert render.stage_wait_text("planning") == "planning the scene"
+    card = render.progress_card("Run", "0", 5, waiting=render.stage_wait_text("queued"))
+    assert "%" not in texts(card) and "waiting for the provider to start" in texts(card)

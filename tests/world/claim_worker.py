@@ -1,7 +1,8 @@
-"""One process of the multi-process claim test: N concurrent claims of one branch.
+"""One process of the multi-process claim tests: N concurrent claims of one or more branches.
 
-Run as `python -m tests.world.claim_worker <settings.json> <start_at_epoch> <n>`; prints one
-JSON line with every caller's outcomes (what it saw at claim time and at the end).
+Run as `python -m tests.world.claim_worker <settings.json> <start_at_epoch> <n>`; claim i goes
+to `paths[i % len(paths)]` (or the one `path`). Prints one JSON line with every caller's
+outcomes (what it saw at claim time and at the end) and every error.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ async def main(config_path: str, start_at: float, n: int) -> None:
     try:
         await asyncio.sleep(max(0.0, start_at - time.time()))
 
+        targets = config.get("paths") or [config["path"]]
+
         async def one(i: int) -> dict[str, object]:
+            path = targets[i % len(targets)]
             t0 = time.perf_counter()
-            result = await service.claim("default", config["path"], None, f"member-{i}")
+            result = await service.claim("default", path, None, f"member-{i}")
             latency_ms = (time.perf_counter() - t0) * 1000
             final = None
             if result.outcome is not ClaimOutcome.REFUSED:
-                async for event in service.subscribe("default", config["path"]):
+                async for event in service.subscribe("default", path):
                     final = event.status.value
             return {
                 "outcome": result.outcome.value,

@@ -59,9 +59,24 @@ async def test_a_ready_branch_is_replayed_without_a_new_render(settings, service
     assert renders_started(settings) == 1
 
 
-def _run_workers(tmp_path: Path, database_url: str, processes: int, per_process: int) -> list[dict]:
+def _run_workers(
+    tmp_path: Path,
+    database_url: str,
+    processes: int,
+    per_process: int,
+    targets: list[str] | None = None,
+) -> list[dict]:
     config = tmp_path / "claim.json"
-    config.write_text(json.dumps({"root": str(tmp_path), "database_url": database_url, "path": ""}))
+    config.write_text(
+        json.dumps(
+            {
+                "root": str(tmp_path),
+                "database_url": database_url,
+                "path": "",
+                "paths": targets or [""],
+            }
+        )
+    )
     start_at = time.time() + 4.0  # every process is up and waiting by then
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     workers = [
@@ -134,3 +149,33 @@ async def test_an_abandoned_subscriber_does_not_keep_a_poller_running(tmp_path):
                 await asyncio.sleep(0.1)
     finally:
         await service.close()
+
+
+@pytest.mark.postgres
+async def test_8_processes_x_250_claims_over_20_branches_on_postgres(tmp_path, postgres_database):
+    """8 processes at the default pool size stay inside max_connections (100), and a claim that
+    meets a saturated server waits instead of failing: 0 errors, 20 renders."""
+    settings = make_settings(tmp_path, postgres_database)
+    service = await start_service(settings)
+    try:
+        for level in ([""], ["0", "1", "2"], [f"{a}/{b}" for a in range(3) for b in range(3)]):
+            await asyncio.gather(*(service.claim("default", p, None, "seed") for p in level))
+            for path in level:
+                async for _ in service.subscribe("default", path):
+                    pass
+        budget = await service.db.connection_budget()
+    finally:
+        await service.close()
+    seeded = renders_started(settings)
+    leaves = [f"{a}/{b}/{c}" for a in range(3) for b in range(3) for c in range(3)][:20]
+
+    reports = await asyncio.to_thread(_run_workers, tmp_path, postgres_database, 8, 250, leaves)
+
+    errors = [e for report in reports for e in report["errors"]]
+    assert errors == []
+    results = [r for report in reports for r in report["results"]]
+    assert len(results) == 2000
+    assert renders_started(settings) - seeded == 20
+    assert sum(r["won"] for r in results) == 20
+    assert {r["final"] for r in results} == {Status.READY.value}
+    assert budget is not None and budget[0] - budget[1] >= 8 * 10, "the documented sizing fits"

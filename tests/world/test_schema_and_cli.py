@@ -93,3 +93,26 @@ def test_check_fails_for_a_provider_this_version_cannot_run(tmp_path):
     assert "FAIL  providers: world 'default': The gemini provider is not available yet" in (
         result.stdout
     )
+
+
+@pytest.mark.postgres
+async def test_check_warns_when_the_processes_would_exhaust_max_connections(
+    tmp_path, postgres_database
+):
+    from dataclasses import replace
+
+    from world.check import run_checks
+    from world.db import Database
+
+    settings = make_settings(tmp_path, postgres_database)
+    db = Database(postgres_database)
+    await db.upgrade()
+    await db.close()
+    lines: list[str] = []
+    await run_checks(settings, echo=lines.append)
+    assert not any(line.startswith("WARN  database") for line in lines)
+    crowded = replace(settings, database=replace(settings.database, processes=12))
+    lines.clear()
+    await run_checks(crowded, echo=lines.append)
+    warning = next(line for line in lines if line.startswith("WARN  database"))
+    assert "12 processes x 10 connections = 120, more than the server's 97" in warning

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -19,10 +20,15 @@ class ProviderError(Exception):
 
     # codes: invalid_key, quota, no_video_access, rate_limited, permission, blocked, config,
     # timeout, unavailable, not_found, expired, render_failed, bad_output, provider_error
-    def __init__(self, code: str, message: str, *, retryable: bool = True) -> None:
+    def __init__(
+        self, code: str, message: str, *, retryable: bool = True, outcome_unknown: bool = False
+    ) -> None:
         self.code = code
         self.public_message = message
         self.retryable = retryable
+        # Raised by a paid create that may have started a job anyway (timeout, 5xx, a lost
+        # connection): the intent stays, and the next attempt reconciles before paying.
+        self.outcome_unknown = outcome_unknown
         super().__init__(f"{code}: {message}")
 
     @property
@@ -91,6 +97,7 @@ class RenderRequest:
     reference_image: bytes | None = field(
         default=None, repr=False
     )  # PNG of the parent's last frame
+    attempt_id: str = ""  # the intent this create answers (see world.scenes.write_intent)
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,9 @@ class SummaryRequest:
 @runtime_checkable
 class Provider(Protocol):
     name: str
+    display_name: str  # how members see it named ("OpenRouter")
     needs_key: bool
+    reports_progress: bool  # False: progress is a status and elapsed time, never a number
 
     async def validate_key(self, credentials: Credentials | None) -> KeyCheck:
         """Cheap check that spends nothing; raises ProviderError(invalid_key, ...)."""
@@ -147,6 +156,14 @@ class Provider(Protocol):
         self, job_id: str, credentials: Credentials | None, destination: Path
     ) -> int:
         """Stream the finished clip to `destination`; return its size in bytes."""
+
+    # Whether `find_render` can look a create up without its job id (list or search jobs).
+    can_find_renders: bool
+
+    async def find_render(
+        self, request: RenderRequest, since: datetime, credentials: Credentials | None
+    ) -> str | None:
+        """The job a create of `request` started at or after `since`, or None if none did."""
 
     async def summarise(self, request: SummaryRequest, credentials: Credentials | None) -> str:
         """<= 3 short bullets of evolving world state; raises ProviderError."""

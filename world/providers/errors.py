@@ -46,6 +46,11 @@ def provider_error(code: str, message: str | None = None) -> ProviderError:
     )
 
 
+def unknown_outcome(code: str) -> ProviderError:
+    """A paid create that may have started a job although it did not say so."""
+    return ProviderError(code, UNKNOWN_OUTCOME, retryable=True, outcome_unknown=True)
+
+
 def code_for_status(status: int, table: Mapping[int, str]) -> str:
     """A failure code from an HTTP status through a provider's table (5xx: unavailable)."""
     if status in table:

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -421,6 +422,15 @@ def _split_path(path: str) -> tuple[str, int] | None:
     return parent, index % 3
 
 
+def _scene_from_root(world_id: str, path: str) -> _Scene:
+    """`_scene` at any depth: the ancestors are made (and cached) root first, so `_scene`
+    never recurses more than one level, even on the deepest path settings allow."""
+    parts = path.split("/") if path else []
+    for depth in range(len(parts)):
+        _scene(world_id, "/".join(parts[:depth]))
+    return _scene(world_id, path)
+
+
 @lru_cache(maxsize=4096)
 def _scene(world_id: str, path: str) -> _Scene:
     """The deterministic skeleton of a scene: where it is, who is there, the three choices.
@@ -577,7 +587,7 @@ def _fit_narration(sentences: list[str]) -> str:
 
 
 def _local_plan(request: PlanRequest) -> Plan:
-    scene = _scene(request.world_id, request.path)
+    scene = _scene_from_root(request.world_id, request.path)
     rng = _rng(request.world_id, request.path + "\x00text")
     seconds = max(1, request.video_seconds)
     beat1 = max(1, round(seconds * 3 / 8))
@@ -718,7 +728,10 @@ class OfflineProvider:
     """Local planner, simulated renders and title-card clips; needs no key, costs nothing."""
 
     name = "offline"
+    display_name = "offline"
     needs_key = False
+    reports_progress = True
+    can_find_renders = True  # its job specs name the attempt that created them
 
     def __init__(self, settings: ProviderSettings, jobs_dir: Path) -> None:
         self.settings = settings
@@ -761,6 +774,7 @@ class OfflineProvider:
             "size": request.size,
             "seconds": request.seconds,
             "has_reference_image": request.reference_image is not None,
+            "attempt_id": request.attempt_id,
             "created": time.time(),
         }
         await asyncio.to_thread(self._write_spec, job_id, spec)
@@ -818,6 +832,22 @@ class OfflineProvider:
         )
         log.info("offline download %s bytes=%d", where, size)
         return size
+
+    async def find_render(
+        self, request: RenderRequest, since: datetime, credentials: Credentials | None
+    ) -> str | None:
+        if not request.attempt_id:
+            return None
+        return await asyncio.to_thread(self._job_of_attempt, request.attempt_id)
+
+    def _job_of_attempt(self, attempt_id: str) -> str | None:
+        if not self.jobs_dir.exists():
+            return None
+        for spec_file in self.jobs_dir.glob(f"{JOB_PREFIX}*.json"):
+            spec = self._read_spec(spec_file.stem)
+            if spec is not None and spec.get("attempt_id") == attempt_id:
+                return str(spec["job_id"])
+        return None
 
     async def summarise(self, request: SummaryRequest, credentials: Credentials | None) -> str:
         summary = _local_summary(request)

@@ -14,6 +14,7 @@ import io
 import logging
 import warnings
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from world.providers.base import (
     SummaryRequest,
 )
 from world.providers.chat import ChatModels, map_sdk_error, require_key, root_client
-from world.providers.errors import UNKNOWN_OUTCOME, provider_error
+from world.providers.errors import provider_error, unknown_outcome
 from world.providers.transfer import Backoff, retry_after_seconds, write_chunks
 from world.settings import ProviderSettings, WorldSettings
 from world.types import Credentials
@@ -55,6 +56,8 @@ MAX_RETRY_AFTER_SECONDS = 30.0
 POLL_FAILURES_ALLOWED = 8
 DOWNLOAD_ATTEMPTS = 4
 VIDEO_SECONDS = (4, 8, 12)
+# How far the provider's clock may run behind ours when matching a job to an intent.
+LOOKUP_CLOCK_SKEW_SECONDS = 120
 
 
 def reference_png(image: bytes, size: str) -> bytes:
@@ -73,7 +76,10 @@ class OpenAIProvider:
     """Chat planner + Videos API for one world at a configurable OpenAI-compatible base URL."""
 
     name = "openai"
+    display_name = "OpenAI-compatible"
     needs_key = True
+    reports_progress = True
+    can_find_renders = True  # videos.list pages through the key's jobs, newest first
 
     def __init__(self, world: WorldSettings, settings: ProviderSettings) -> None:
         self.world = world
@@ -137,7 +143,7 @@ class OpenAIProvider:
                 error = map_sdk_error(exc, STATUS_TABLE)
                 log.warning("video create failed %s code=%s", where, error.code)
                 if error.code in {"unavailable", "timeout"}:
-                    raise provider_error(error.code, UNKNOWN_OUTCOME) from None
+                    raise unknown_outcome(error.code) from None
                 raise error from None
             log.info("video created %s job=%s", where, video.id)
             return video.id
@@ -197,6 +203,27 @@ class OpenAIProvider:
             if attempt < DOWNLOAD_ATTEMPTS:
                 await asyncio.sleep(attempt)
         raise last
+
+    async def find_render(
+        self, request: RenderRequest, since: datetime, credentials: Credentials | None
+    ) -> str | None:
+        """A job this key created since `since` with exactly this request's prompt and model."""
+        client = self._for(credentials)
+        floor = since.timestamp() - LOOKUP_CLOCK_SKEW_SECONDS
+        try:
+            async for video in client.videos.list(order="desc", limit=100):
+                if video.created_at < floor:
+                    break
+                if (
+                    video.prompt == request.prompt
+                    and video.model == request.model
+                    and str(video.seconds) == str(request.seconds)
+                    and video.size == request.size
+                ):
+                    return video.id
+        except openai.OpenAIError as exc:
+            raise map_sdk_error(exc, STATUS_TABLE) from None
+        return None
 
     async def check(self) -> list[tuple[str, str]]:
         return [

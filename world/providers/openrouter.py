@@ -15,6 +15,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -33,10 +34,10 @@ from world.providers.base import (
 )
 from world.providers.chat import ChatModels, require_key, root_client
 from world.providers.errors import (
-    UNKNOWN_OUTCOME,
     code_for_status,
     looks_like_moderation,
     provider_error,
+    unknown_outcome,
 )
 from world.providers.transfer import Backoff, retry_after_seconds, stream_to_file
 from world.settings import ProviderSettings, WorldSettings
@@ -73,7 +74,10 @@ class OpenRouterProvider:
     """Chat planner + OpenRouter video for one world; the contributor's key rides each call."""
 
     name = "openrouter"
+    display_name = "OpenRouter"
     needs_key = True
+    reports_progress = False  # a job is pending, in progress or done: no percentage
+    can_find_renders = False  # no endpoint lists a key's video jobs
 
     def __init__(self, world: WorldSettings, settings: ProviderSettings) -> None:
         self.world = world
@@ -168,8 +172,8 @@ class OpenRouterProvider:
         if remaining is not None and remaining < estimate:
             raise provider_error(
                 "quota",
-                f"That key has ${remaining:.2f} of credit left, less than the about "
-                f"${estimate:.2f} this branch costs.",
+                f"That key has ${remaining:.2f} of credit left, but this branch costs about "
+                f"${estimate:.2f}.",
             )
         return KeyCheck(remaining_usd=remaining)
 
@@ -270,7 +274,7 @@ class OpenRouterProvider:
                 )
             except ProviderError as exc:
                 log.warning("video create unanswered %s code=%s; not re-sent", where, exc.code)
-                raise provider_error(exc.code, UNKNOWN_OUTCOME) from None
+                raise unknown_outcome(exc.code) from None
             job_id = data.get("id") if isinstance(data, dict) else None
             if status in (200, 201, 202) and isinstance(job_id, str) and job_id:
                 log.info("video created %s job=%s", where, job_id)
@@ -282,10 +286,10 @@ class OpenRouterProvider:
                 continue
             log.warning("video create refused %s status=%d", where, status)
             if 200 <= status < 300:
-                raise provider_error("provider_error", UNKNOWN_OUTCOME)
+                raise unknown_outcome("provider_error")
             error = self._error(status, data)
             if error.code in {"unavailable", "timeout"}:
-                raise provider_error(error.code, UNKNOWN_OUTCOME)
+                raise unknown_outcome(error.code)
             raise error
         raise provider_error("rate_limited")
 
@@ -344,6 +348,11 @@ class OpenRouterProvider:
             time_limit=self.settings.request_timeout_seconds,
             status_table=STATUS_TABLE,
         )
+
+    async def find_render(
+        self, request: RenderRequest, since: datetime, credentials: Credentials | None
+    ) -> str | None:
+        raise NotImplementedError("OpenRouter cannot look a video job up without its id.")
 
     # -- host checks -----------------------------------------------------------------------
 

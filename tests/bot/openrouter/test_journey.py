@@ -89,12 +89,12 @@ async def test_a_member_mints_the_opening_scene_with_their_openrouter_key(
 
     # The mint card and the key form show the catalogue's price.
     mint = latest(server.channel)
-    assert "pays about $0.96 with their own openrouter key" in text_of(mint)
+    assert "pays about $0.96 with their own OpenRouter key" in text_of(mint)
     assert button(mint, MINT)["label"] == "Mint this branch · about $0.96"
     member = server.member()
     form = await member.click(mint, custom_id=button(mint, MINT)["custom_id"])
     assert form.modal is not None
-    assert "Estimated cost: **about $0.96**, charged by openrouter to your key" in str(form.modal)
+    assert "Estimated cost: **about $0.96**, charged by OpenRouter to your key" in str(form.modal)
 
     # The key checks out: the member reads the estimate and the credit the key has left.
     submitted = await member.submit_modal(form, {"api_key": GOOD_KEY})
@@ -152,8 +152,8 @@ async def test_a_key_without_enough_credit_claims_nothing(
 
     assert answered.ephemeral
     assert answered.response.content == (
-        "That key has $0.01 of credit left, less than the about $0.96 this branch costs. "
-        "Nothing was claimed or charged."
+        "Nothing was claimed or charged: that key has $0.01 of credit left, but this branch "
+        "costs about $0.96."
     )
     assert answered.followups == []
     assert (await world_service.view("default", "")).status is Status.PENDING
@@ -170,10 +170,10 @@ async def test_a_key_without_enough_credit_claims_nothing(
     [
         (
             {"is_free_tier": True},
-            "That is a free-tier key, which cannot make videos; use a key with credit. "
-            "Nothing was claimed or charged.",
+            "Nothing was claimed or charged: that is a free-tier key, which cannot make "
+            "videos; use a key with credit.",
         ),
-        (None, "openrouter did not accept that key, so nothing was claimed or charged."),
+        (None, "OpenRouter did not accept that key, so nothing was claimed or charged."),
     ],
     ids=["free-tier", "unknown"],
 )
