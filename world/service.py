@@ -707,13 +707,18 @@ class WorldService:
     async def sweep_stray_files(self) -> sweep.SweepReport:
         """Delete temp files no live job owns; never a spool clip of an unfinished branch."""
         self._next_sweep = time.monotonic() + sweep.SWEEP_INTERVAL_SECONDS
-        return await sweep.sweep_stray_files(
+        report = await sweep.sweep_stray_files(
             db=self.db,
             store=self.store,
             spool_dir=self.settings.generation.spool_dir,
             max_depth=self.settings.generation.max_depth,
             running=set(self._running_paths),
         )
+        for provider in {id(p): p for p in self.providers.values()}.values():
+            sweep_provider = getattr(provider, "sweep_partial", None)  # local job files
+            if sweep_provider is not None:
+                report.temp_files += await sweep_provider(sweep.TEMP_GRACE_SECONDS)
+        return report
 
     async def sweep_if_due(self) -> sweep.SweepReport | None:
         """The watchdog's sweep: at most every sweep.SWEEP_INTERVAL_SECONDS."""

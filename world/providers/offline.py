@@ -48,6 +48,7 @@ FAIL_MARKER = "FAILME"
 BLOCK_MARKER = "BLOCKME"
 JOB_PREFIX = "offline-"
 _JOB_ID = re.compile(r"^offline-[0-9a-f]{32}$")
+_SPEC_TEMP = re.compile(r"^\.offline-[0-9a-f]{32}\.json\.[0-9a-f]{32}\.tmp$")
 _WATCH_STEPS = 10
 _BLOCKED_MESSAGE = "The provider refused to render this scene."
 _NOT_FOUND_MESSAGE = "That render job does not exist or has expired."
@@ -860,6 +861,26 @@ class OfflineProvider:
     async def close(self) -> None:
         """Nothing to release."""
         return None
+
+    async def sweep_partial(self, older_than_seconds: float) -> int:
+        """Remove job-spec temp files a killed process left (a create that never finished)."""
+        return await asyncio.to_thread(self._sweep_partial, older_than_seconds)
+
+    def _sweep_partial(self, older_than_seconds: float) -> int:
+        if not self.jobs_dir.exists():
+            return 0
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for leftover in self.jobs_dir.glob(".offline-*.json.*.tmp"):
+            if not _SPEC_TEMP.match(leftover.name):
+                continue
+            try:
+                if leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
     # -- job specs -------------------------------------------------------------------------
 
