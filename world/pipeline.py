@@ -9,6 +9,7 @@ where the last one stopped and never pays twice for a job that was already start
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -41,6 +42,10 @@ from world.settings import GenerationSettings, WorldSettings
 from world.types import UNCERTAIN, Credentials, SceneEvent, Status
 
 log = logging.getLogger(__name__)
+
+# Decoding a clip's last frame is CPU-bound: one at a time, whatever the number of jobs, so
+# fifty renders finishing together do not starve the event loop or the downloads' file writes.
+FRAME_DECODER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="frames")
 
 INTERNAL_FAILURE = "Something went wrong while making this scene; it can be retried."
 UNCERTAIN_RENDER = (
@@ -215,7 +220,9 @@ class GenerationJob:
         self.timings.video_ms = _ms_since(t0)
         await self._progress_to(90, "storing", force=True)
 
-        poster = await asyncio.to_thread(extract_last_frame_png, spool)
+        poster = await asyncio.get_running_loop().run_in_executor(
+            FRAME_DECODER, extract_last_frame_png, spool
+        )
         poster_file = spool.with_suffix(".last.png")
         await asyncio.to_thread(poster_file.write_bytes, poster)
         t0 = time.monotonic()

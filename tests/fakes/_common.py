@@ -135,13 +135,19 @@ async def read_multipart(request: web.Request) -> list[FormPart]:
 async def stream_bytes(
     request: web.Request, data: bytes, content_type: str, *, delay: float = 0.0
 ) -> web.StreamResponse:
-    """Send `data` in chunks, sleeping `delay` seconds before each chunk after the first."""
+    """Send `data` in chunks, chunk i not before `i * delay` seconds after the first.
+
+    Paced against a deadline, so late wake-ups do not add up: the download takes the
+    scripted time, and a benchmark can subtract exactly that.
+    """
     response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
     response.content_length = len(data)
     await response.prepare(request)
-    for offset in range(0, len(data), CHUNK_SIZE):
-        if offset and delay:
-            await asyncio.sleep(delay)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for i, offset in enumerate(range(0, len(data), CHUNK_SIZE)):
+        if i and delay:
+            await asyncio.sleep(max(0.0, started + i * delay - loop.time()))
         await response.write(data[offset : offset + CHUNK_SIZE])
     await response.write_eof()
     return response

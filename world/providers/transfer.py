@@ -48,15 +48,27 @@ def retry_after_seconds(headers: Mapping[str, str], *, default: float, cap: floa
 
 
 async def write_chunks(chunks: AsyncIterator[bytes], destination: Path) -> int:
-    """Write every chunk to `destination` (replacing it); return the bytes written."""
+    """Write every chunk to `destination` (replacing it); return the bytes written.
+
+    Chunks are gathered up to CHUNK_BYTES and written in one thread hop, so memory stays
+    bounded and a download does not queue one thread task per network read.
+    """
     await asyncio.to_thread(destination.parent.mkdir, parents=True, exist_ok=True)
     handle: IO[bytes] = await asyncio.to_thread(destination.open, "wb")
     size = 0
+    pending: list[bytes] = []
+    pending_bytes = 0
     try:
         async for chunk in chunks:
             if chunk:
-                await asyncio.to_thread(handle.write, chunk)
+                pending.append(chunk)
+                pending_bytes += len(chunk)
                 size += len(chunk)
+            if pending_bytes >= CHUNK_BYTES:
+                await asyncio.to_thread(handle.write, b"".join(pending))
+                pending, pending_bytes = [], 0
+        if pending:
+            await asyncio.to_thread(handle.write, b"".join(pending))
     finally:
         await asyncio.to_thread(handle.close)
     return size
