@@ -60,7 +60,6 @@ FAILURE_REASONS = {
     "quota": "the contributor's key ran out of quota",
     "rate_limited": "the provider is rate-limiting the contributor's key",
     "permission": "the contributor's key may not use this video model",
-    "timeout": "making the scene took too long",
     "no_video_access": "the contributor's key is a free-tier key, which cannot make videos",
     "blocked": "the video provider refused to make this scene",
     "storage": "the clip could not be stored yet",

@@ -10,6 +10,8 @@ with this: the offline provider's real planner and mp4 title cards, behind `need
   part-way through, the way a key that runs dry mid-render fails.
 - `fail_render_with = ProviderError(...)` makes the next `watch_render` raise that error
   part-way through (a provider outage, say).
+- `fail_create_with = ProviderError(...)` makes the next `start_render` start its (paid) job
+  and then raise that error instead of answering, the way a create that timed out does.
 - `hold()` makes renders pause after their first progress report until `release()`, so a
   test can look at a mint while it runs; the double never keeps a key.
 """
@@ -49,6 +51,7 @@ class KeyedTestProvider(OfflineProvider):
         super().__init__(settings, jobs_dir)
         self.fail_with_quota = False
         self.fail_render_with: ProviderError | None = None
+        self.fail_create_with: ProviderError | None = None
         self.validations = 0
         self.paid_calls = 0
         self._gate: asyncio.Event | None = None
@@ -85,7 +88,11 @@ class KeyedTestProvider(OfflineProvider):
     async def start_render(self, request: RenderRequest, credentials: Credentials | None) -> str:
         self._require(credentials)
         self.paid_calls += 1
-        return await super().start_render(request, credentials)
+        job_id = await super().start_render(request, credentials)
+        if self.fail_create_with is not None:
+            error, self.fail_create_with = self.fail_create_with, None
+            raise error
+        return job_id
 
     async def watch_render(
         self, job_id: str, credentials: Credentials | None

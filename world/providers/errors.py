@@ -30,8 +30,8 @@ SENTENCES: Mapping[str, str] = {
 
 # A create that failed this way may or may not have started a paid job upstream.
 UNKNOWN_OUTCOME = (
-    "The provider did not confirm the render; it is not re-sent automatically, "
-    "and a retry starts a new one."
+    "The provider did not confirm the render, so it was not sent again; a retry first "
+    "checks whether it started."
 )
 
 _FINAL = frozenset({"invalid_key", "quota", "no_video_access", "permission", "blocked", "config"})
