@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +327,8 @@ class GenerationJob:
             log.info("waiting for a create in flight in this process %s", where)
             with contextlib.suppress(Exception):
                 await asyncio.shield(running[1])
+        elif self.ctx.provider.can_find_renders and await self._look_up(scene, attempt):
+            pass  # found at once: a killed process's create needs no waiting out
         else:
             # A create in another process may still answer: give it its whole time limit.
             requested = scene.render_requested_at or utcnow()
@@ -343,20 +345,26 @@ class GenerationJob:
         if current.render_attempt != attempt:
             return None  # that create was refused: nothing to reconcile
         if self.ctx.provider.can_find_renders:
-            found = await self.ctx.provider.find_render(
-                _request_from_intent(self.world_id, self.path, attempt, current.render_request),
-                requested_at_or_now(current.render_requested_at),
-                self._credentials,
-            )
-            async with self.ctx.db.transaction() as session:
-                if found is None:
+            found = await self._look_up(current, attempt)
+            if found is None:  # the create's whole time limit is over: it made nothing
+                async with self.ctx.db.transaction() as session:
                     await scenes.clear_intent(session, self.world_id, self.path, attempt)
-                else:
-                    await scenes.record_job_id(session, self.world_id, self.path, attempt, found)
             log.warning("reconciled an unrecorded create %s found=%s", where, found)
             return found
         log.warning("an earlier create may have started a paid render %s", where)
         raise ProviderError(UNCERTAIN, UNCERTAIN_RENDER, retryable=False)
+
+    async def _look_up(self, scene: Scene, attempt: str) -> str | None:
+        """Ask the provider for the job the intent's create started; record it if found."""
+        found = await self.ctx.provider.find_render(
+            _request_from_intent(self.world_id, self.path, attempt, scene.render_request),
+            scene.render_requested_at or utcnow(),
+            self._credentials,
+        )
+        if found is not None:
+            async with self.ctx.db.transaction() as session:
+                await scenes.record_job_id(session, self.world_id, self.path, attempt, found)
+        return found
 
     async def _reread(self) -> Scene:
         async with self.ctx.db.session() as session:
@@ -511,10 +519,6 @@ def _request_from_intent(
         seconds=int(stored.get("seconds", 0)),
         attempt_id=attempt,
     )
-
-
-def requested_at_or_now(moment: datetime | None) -> datetime:
-    return moment or utcnow()
 
 
 def _forget_inflight(

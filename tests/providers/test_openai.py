@@ -156,3 +156,24 @@ async def test_the_key_is_only_ever_in_authorization_headers(
             await service.close()
     assert len(caplog.records) > 10
     assert_key_only_in_authorization(tmp_path, caplog.text, openai_fake.requests, key)
+
+
+async def test_a_create_that_timed_out_is_found_by_listing_videos_not_paid_again(
+    tmp_path, openai_fake
+):
+    openai_fake.add_key(GOOD_OPENAI_KEY, create_delay=1.0)  # the job exists; the answer is late
+    settings = paid_settings(
+        tmp_path, "openai", openai_fake.base_url, providers={"create_timeout_seconds": 0.3}
+    )
+    service = await paid_service(settings)
+    try:
+        first = await mint_with(service, "", GOOD_OPENAI_KEY)
+        assert (first.status, first.failure_code) == (Status.FAILED, "timeout")
+        openai_fake.add_key(GOOD_OPENAI_KEY)
+        assert (await mint_with(service, "", GOOD_OPENAI_KEY)).status is Status.READY
+        scene = await row(service, "")
+    finally:
+        await service.close()
+    assert len(openai_fake.creates) == 1, "the retry looked the job up instead of paying"
+    assert scene.provider_job_id == openai_fake.creates[0].video_id
+    assert any(r.method == "GET" and r.path == "/v1/videos" for r in openai_fake.requests)

@@ -33,10 +33,6 @@ class Catalogue:
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
 
-    @property
-    def cached(self) -> Mapping[str, dict[str, Any]] | None:
-        return self._entries
-
     async def entries(self) -> Mapping[str, dict[str, Any]]:
         """The catalogue; a stale copy when a refresh fails; ProviderError when there is none."""
         if self._entries is not None and self._clock() - self._fetched_at < self._ttl:
