@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))
 
 import asyncpg  # noqa: E402
+import psutil  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from tests.fixtures.world import (  # noqa: E402
@@ -98,6 +100,44 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.1f}" if abs(value) >= 100 else f"{value:.2f}"
     return str(value)
+
+
+MiB = 1024 * 1024
+
+
+# --------------------------------------------------------------------------- memory
+
+
+class RssSampler:
+    """Peak RSS of this process, sampled every 10 ms in a daemon thread."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.process = psutil.Process()
+        self.baseline = self.process.memory_info().rss
+        self.peak = self.baseline
+        self.peak_at = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = self.process.memory_info().rss
+            if rss > self.peak:
+                self.peak, self.peak_at = rss, time.monotonic()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.baseline) / MiB
 
 
 # --------------------------------------------------------------------------- databases

@@ -31,7 +31,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -40,9 +39,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import psutil
 from _common import (
+    MiB,
     MotoProcess,
+    RssSampler,
     default_postgres_url,
     fresh_postgres,
     make_settings,
@@ -70,7 +70,6 @@ from world.service import WorldService
 from world.types import Credentials, Status
 
 WORLD = "default"
-MiB = 1024 * 1024
 SMALL_BYTES = 5 * MiB
 BIG_BYTES = 200 * MiB
 OVERHEAD_TARGET_MS = 300.0
@@ -221,38 +220,6 @@ def prepare_clips(folder: Path, size: str, seconds: int) -> dict[str, Path]:
 
 
 # --------------------------------------------------------------------------- measuring
-
-
-class RssSampler:
-    """Peak RSS of this process, sampled every 10 ms in a daemon thread."""
-
-    def __init__(self, interval: float = 0.01) -> None:
-        self.interval = interval
-        self.process = psutil.Process()
-        self.baseline = self.process.memory_info().rss
-        self.peak = self.baseline
-        self.peak_at = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            rss = self.process.memory_info().rss
-            if rss > self.peak:
-                self.peak, self.peak_at = rss, time.monotonic()
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def growth_mb(self) -> float:
-        return (self.peak - self.baseline) / MiB
 
 
 async def run_job(

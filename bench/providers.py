@@ -80,7 +80,6 @@ import math
 import os
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -92,6 +91,8 @@ from typing import Any
 import aiohttp
 import psutil
 from _common import (
+    MiB,
+    RssSampler,
     default_postgres_url,
     fresh_postgres,
     migrate,
@@ -121,7 +122,6 @@ from world.settings import GenerationSettings, Settings
 from world.types import Credentials, Status
 
 WORLD = "default"
-MiB = 1024 * 1024
 OVERHEAD_TARGET_MS = 100.0
 LAG_TARGET_MS = 20.0
 RSS_PEAK_TARGET_MB = 100.0
@@ -436,31 +436,6 @@ def overheads(
 
 
 # --------------------------------------------------------------------------- samplers
-
-
-class RssSampler:
-    """Peak RSS of this process, sampled every 10 ms in a daemon thread."""
-
-    def __init__(self, interval: float = 0.01) -> None:
-        self.interval = interval
-        self.process = psutil.Process()
-        self.baseline = self.process.memory_info().rss
-        self.peak = self.baseline
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 class LoopLag:
