@@ -6,7 +6,7 @@ from pathlib import Path
 
 from storage.base import AssetStore, StorageError
 from storage.local import LocalStore
-from world.settings import StorageSettings
+from storage.settings import StorageSettings
 
 
 def build_store(settings: StorageSettings) -> AssetStore:

@@ -33,7 +33,7 @@ from botocore.exceptions import (
 
 from storage.base import StorageError
 from storage.keys import join_url, validate_key
-from world.settings import StorageSettings
+from storage.settings import StorageSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,19 @@
 """Typed settings: `config.toml` plus environment overrides, validated once at start-up.
 
+Where settings come from, in order: the built-in defaults of the dataclasses below; the config
+file (`path`, else the file named by SHARED_WORLD_CONFIG, else `./config.toml` if it exists;
+a named file that does not exist is refused); then the environment, through the one table
+`ENV_OVERRIDES`. `Settings.config_path` says which file was read.
+
+Mistakes are refused, never ignored: an unknown section or key, a value of the wrong type
+(booleans are real TOML booleans in the file and 1/0, true/false, yes/no or on/off in the
+environment), a value out of range. Every problem is one line naming the setting and the fix,
+and all of them are raised together in one SettingsError.
+
 Secrets (the Discord token, storage credentials, the contributor salt) come only from the
 environment. The original app's variable names keep their meaning; the `WORLD_*` variables
-describe the default world.
+describe the default world (the first `[[worlds]]` entry). Each limit is a module constant
+(`MIN_VOTE_SECONDS`, `MAX_DEPTH_LIMIT`, ...) used by the validation.
 """
 
 from __future__ import annotations
@@ -11,14 +22,30 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+# Re-exported: `from world.settings import StorageSettings` keeps working.
+from storage.settings import StorageSettings
+
 PROVIDERS = ("openrouter", "openai", "gemini", "offline")
 DEFAULT_CONFIG_NAME = "config.toml"
+CONFIG_ENV = "SHARED_WORLD_CONFIG"
 DEFAULT_SALT = "shared-world-default-salt"
+
+# Limits, each defined once; the validation below and the bot's own checks use these.
+MIN_VOTE_SECONDS = 10
+MAX_VOTE_SECONDS = 86_400
+MAX_DEPTH_LIMIT = 500
+MIN_VIDEO_SECONDS = 1
+MAX_VIDEO_SECONDS = 20
+MAX_SIGNED_URL_TTL = 604_800  # 7 days: the longest an S3 / R2 presigned link may live
+MIN_SCENE_TIMEOUT_SECONDS = 10
+MIN_LEASE_SECONDS = 3
+MAX_PORT = 65_535
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 DEFAULT_BASE_PROMPT = (
     "A multiverse chase told in eight-second shots. The Courier, a wiry runner in a patched "
@@ -106,24 +133,6 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
-class StorageSettings:
-    backend: str = "local"  # local | s3
-    local_dir: str = "./data/assets"
-    # Base URL under which local assets are reachable (e.g. the HTTP front door's /assets).
-    local_public_base_url: str | None = None
-    endpoint_url: str | None = None
-    region: str = "auto"
-    bucket: str | None = None
-    access_key_id: str | None = field(default=None, repr=False)
-    secret_access_key: str | None = field(default=None, repr=False)
-    public_base_url: str | None = None
-    signed_urls: bool = True
-    signed_url_ttl: int = 3600
-    upload_attempts: int = 6
-    upload_backoff_seconds: float = 0.5
-
-
-@dataclass(frozen=True)
 class GenerationSettings:
     scene_timeout_seconds: int = 900
     watchdog_interval_seconds: int = 60
@@ -180,12 +189,14 @@ class HttpSettings:
 class Settings:
     worlds: tuple[WorldSettings, ...]
     database: DatabaseSettings = DatabaseSettings()
-    storage: StorageSettings = StorageSettings()
+    storage: StorageSettings = field(default_factory=StorageSettings)
     generation: GenerationSettings = GenerationSettings()
     providers: ProviderSettings = ProviderSettings()
     discord: DiscordSettings = DiscordSettings()
     http: HttpSettings = HttpSettings()
     log_level: str = "INFO"
+    # The config file that was read, as given; None when the built-in defaults were used.
+    config_path: str | None = None
 
     @property
     def default_world(self) -> WorldSettings:
@@ -202,308 +213,453 @@ class Settings:
         return None
 
 
-def _truthy(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+# -- reading values: one parser per kind, one problem line per bad value ---------------------
+
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 
-def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
-    value = data.get(name, {})
-    return dict(value) if isinstance(value, Mapping) else {}
+class _Invalid(ValueError):
+    """One bad value; its message is the problem line."""
 
 
-class _Loader:
-    """Collects problems instead of failing on the first, so one run lists every fix."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def typed(self, where: str, value: Any, kind: type, default: Any) -> Any:
-        if value is None:
-            return default
-        if kind is bool and isinstance(value, str):
-            return _truthy(value)
-        if kind is int and isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                self.problems.append(f"{where}: expected a whole number, got {value!r}.")
-                return default
-        if kind is float and isinstance(value, (str, int)) and not isinstance(value, bool):
-            try:
-                return float(value)
-            except ValueError:
-                self.problems.append(f"{where}: expected a number, got {value!r}.")
-                return default
-        if kind is str and isinstance(value, str):
-            return value
-        if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-            return value
-        self.problems.append(f"{where}: expected {kind.__name__}, got {value!r}.")
-        return default
-
-    def build(self, cls: type, where: str, values: Mapping[str, Any], **fixed: Any) -> Any:
-        defaults = cls(**fixed) if fixed else cls()
-        kwargs: dict[str, Any] = dict(fixed)
-        known = {f.name: f for f in defaults.__dataclass_fields__.values()}
-        for key, raw in values.items():
-            if key in fixed:
-                continue
-            if key not in known:
-                self.problems.append(
-                    f"{where}.{key}: unknown setting; remove it or check its spelling."
-                )
-                continue
-            default = getattr(defaults, key)
-            kind = _field_kind(cls, key, default)
-            kwargs[key] = self.typed(f"{where}.{key}", raw, kind, default)
-        return replace(defaults, **kwargs)
+def _to_bool(where: str, value: Any, from_env: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = value.strip().lower() if isinstance(value, str) else None
+    if from_env and word in _TRUE_WORDS | _FALSE_WORDS:
+        return word in _TRUE_WORDS
+    if from_env:
+        raise _Invalid(
+            f"{where}: {value!r} is not a yes/no value; use 1/0, true/false, yes/no or on/off."
+        )
+    if word in _TRUE_WORDS | _FALSE_WORDS:
+        raise _Invalid(f"{where}: got the string {value!r}; write true or false without quotes.")
+    raise _Invalid(f"{where}: expected true or false, got {value!r}.")
 
 
-def _field_kind(cls: type, name: str, default: Any) -> type:
+def _to_int(where: str, value: Any, from_env: bool) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise _Invalid(f"{where}: expected a whole number, got {value!r}.") from None
+    raise _Invalid(f"{where}: expected int, got {value!r}.")
+
+
+def _to_float(where: str, value: Any, from_env: bool) -> float:
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            raise _Invalid(f"{where}: expected a number, got {value!r}.") from None
+    raise _Invalid(f"{where}: expected float, got {value!r}.")
+
+
+def _to_str(where: str, value: Any, from_env: bool) -> str:
+    if isinstance(value, str):
+        return value
+    raise _Invalid(f"{where}: expected str, got {value!r}.")
+
+
+_PARSERS: dict[type, Callable[[str, Any, bool], Any]] = {
+    bool: _to_bool,
+    int: _to_int,
+    float: _to_float,
+    str: _to_str,
+}
+
+
+def _parse_into(
+    target: dict[str, Any],
+    key: str,
+    where: str,
+    value: Any,
+    kind: type,
+    problems: list[str],
+    *,
+    from_env: bool = False,
+) -> None:
+    """`target[key] = value` read as `kind`, or one more line in `problems`."""
+    try:
+        target[key] = _PARSERS[kind](where, value, from_env)
+    except _Invalid as exc:
+        problems.append(str(exc))
+
+
+def _field_kind(cls: type, name: str) -> type:
     annotation = str(cls.__dataclass_fields__[name].type)
     for kind in (bool, int, float, str):
         if annotation.startswith(kind.__name__):
             return kind
-    return type(default) if default is not None else str
+    return str
 
 
-def _env(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name)
-    return value if value is not None and value.strip() != "" else None
-
-
-def _normalise_summary_model(value: str | None) -> str | None:
+def _summary_model(value: str | None) -> str | None:
+    """The chronicler model, or None when it is turned off ("", "none", "off", "disabled")."""
     if value is None:
         return None
     return None if value.strip().lower() in {"", "none", "off", "disabled"} else value.strip()
 
 
-def load_settings(
-    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
-) -> Settings:
-    """Read `config.toml` (or `path`) and apply environment overrides; raise SettingsError."""
-    env = os.environ if env is None else env
-    loader = _Loader()
-    data: dict[str, Any] = {}
-    config_path = Path(path) if path else Path(env.get("SHARED_WORLD_CONFIG", DEFAULT_CONFIG_NAME))
-    if config_path.exists():
-        try:
-            data = tomllib.loads(config_path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError([f"{config_path}: not valid TOML ({exc}); fix the file."]) from exc
-    elif path is not None:
-        raise SettingsError([f"{config_path}: file not found; pass an existing config file."])
+# -- the config file ---------------------------------------------------------------------------
 
-    database = loader.build(DatabaseSettings, "database", _section(data, "database"))
-    storage = loader.build(StorageSettings, "storage", _section(data, "storage"))
-    generation = loader.build(GenerationSettings, "generation", _section(data, "generation"))
-    providers = loader.build(ProviderSettings, "providers", _section(data, "providers"))
-    discord_cfg = _section(data, "discord")
-    for secret in ("token",):
-        if secret in discord_cfg:
-            loader.problems.append(
-                f"discord.{secret}: secrets are read only from the environment; "
-                "remove it from config.toml and set DISCORD_TOKEN."
+# The [sections] of config.toml and the settings they fill; [[worlds]] is read on its own.
+SECTIONS: dict[str, type] = {
+    "database": DatabaseSettings,
+    "storage": StorageSettings,
+    "generation": GenerationSettings,
+    "providers": ProviderSettings,
+    "discord": DiscordSettings,
+    "http": HttpSettings,
+}
+# Settings that sit at the top of config.toml, outside any section.
+TOP_LEVEL_SETTINGS: dict[str, type] = {"log_level": str}
+# Secrets are refused in the file; each is read only from these environment variables.
+SECRETS_IN_ENV: dict[tuple[str, str], str] = {
+    ("discord", "token"): "DISCORD_TOKEN",
+    ("storage", "access_key_id"): "R2_ACCESS_KEY_ID / R2_SECRET_ACCESS_KEY",
+    ("storage", "secret_access_key"): "R2_ACCESS_KEY_ID / R2_SECRET_ACCESS_KEY",
+    ("generation", "contributor_salt"): "CONTRIBUTOR_SALT",
+}
+_SECTION_NAMES = ", ".join((*SECTIONS, "worlds"))
+
+
+def _config_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    """The file to read: `path`, SHARED_WORLD_CONFIG or ./config.toml; None for the defaults."""
+    if path:
+        chosen = Path(path)
+        if not chosen.exists():
+            raise SettingsError([f"{chosen}: file not found; pass an existing config file."])
+        return chosen
+    named = env.get(CONFIG_ENV, "")
+    if named.strip():
+        if not Path(named).exists():
+            raise SettingsError(
+                [
+                    f"{CONFIG_ENV}={named}: file not found; point {CONFIG_ENV} at an existing "
+                    "config file or unset it."
+                ]
             )
-            discord_cfg.pop(secret)
-    discord = loader.build(DiscordSettings, "discord", discord_cfg)
-    http = loader.build(HttpSettings, "http", _section(data, "http"))
-    for secret in ("access_key_id", "secret_access_key"):
-        if secret in _section(data, "storage"):
-            loader.problems.append(
-                f"storage.{secret}: secrets are read only from the environment; remove it "
-                "from config.toml and set R2_ACCESS_KEY_ID / R2_SECRET_ACCESS_KEY."
-            )
-    if "contributor_salt" in _section(data, "generation"):
-        loader.problems.append(
-            "generation.contributor_salt: secrets are read only from the environment; "
-            "remove it from config.toml and set CONTRIBUTOR_SALT."
-        )
-    log_level = str(data.get("log_level", "INFO"))
+        return Path(named)
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.exists() else None
 
-    worlds_raw = data.get("worlds", [])
-    if not isinstance(worlds_raw, list):
-        loader.problems.append("worlds: expected a list of [[worlds]] tables.")
-        worlds_raw = []
-    worlds = [
-        loader.build(
-            WorldSettings,
-            f"worlds[{i}]",
-            {k: v for k, v in w.items() if k != "id"},
-            id=str(w.get("id", "")),
-        )
-        for i, w in enumerate(worlds_raw)
-        if isinstance(w, Mapping)
-    ]
-    if not worlds:
-        worlds = [WorldSettings(id="default")]
 
-    # Environment overrides: the original app's names first.
-    default = worlds[0]
-    world_env = {
-        "base_prompt": _env(env, "WORLD_BASE_PROMPT"),
-        "guidance": _env(env, "WORLD_PROMPT_GUIDANCE"),
-        "planner_model": _env(env, "PLANNER_MODEL"),
-        "video_model": _env(env, "SORA_MODEL") or _env(env, "VIDEO_MODEL"),
-        "video_size": _env(env, "VIDEO_SIZE"),
-        "provider": _env(env, "WORLD_PROVIDER") or _env(env, "VIDEO_PROVIDER"),
-    }
-    overrides: dict[str, Any] = {k: v for k, v in world_env.items() if v is not None}
-    if "STATE_SUMMARY_MODEL" in env:
-        overrides["summary_model"] = _normalise_summary_model(env["STATE_SUMMARY_MODEL"])
-    if _env(env, "VIDEO_SECONDS"):
-        overrides["video_seconds"] = loader.typed(
-            "VIDEO_SECONDS", env["VIDEO_SECONDS"], int, default.video_seconds
-        )
-    if _env(env, "WORLD_ID"):
-        overrides["id"] = env["WORLD_ID"].strip()
-    if overrides:
-        default = replace(default, **overrides)
-    worlds[0] = replace(default, summary_model=_normalise_summary_model(default.summary_model))
-    worlds[1:] = [
-        replace(w, summary_model=_normalise_summary_model(w.summary_model)) for w in worlds[1:]
-    ]
+def _read_toml(file: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError([f"{file}: not valid TOML ({exc}); fix the file."]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(
+            [f"{file}: cannot be read ({exc}); point at a readable UTF-8 config file."]
+        ) from exc
 
-    if _env(env, "DATABASE_URL"):
-        database = replace(database, url=env["DATABASE_URL"].strip())
-    for name, key in (
-        ("DATABASE_POOL_SIZE", "pool_size"),
-        ("DATABASE_MAX_OVERFLOW", "max_overflow"),
-        ("DATABASE_PROCESSES", "processes"),
-    ):
-        if _env(env, name):
-            database = replace(
-                database, **{key: loader.typed(name, env[name], int, getattr(database, key))}
-            )
 
-    r2_account = _env(env, "R2_ACCOUNT_ID")
-    storage_env: dict[str, Any] = {}
-    if r2_account:
-        storage_env["endpoint_url"] = f"https://{r2_account}.r2.cloudflarestorage.com"
-    if _env(env, "S3_ENDPOINT_URL"):
-        storage_env["endpoint_url"] = env["S3_ENDPOINT_URL"].strip()
-    for name, key in (
-        ("R2_ACCESS_KEY_ID", "access_key_id"),
-        ("R2_SECRET_ACCESS_KEY", "secret_access_key"),
-        ("R2_BUCKET_NAME", "bucket"),
-        ("R2_PUBLIC_BASE_URL", "public_base_url"),
-    ):
-        if _env(env, name):
-            storage_env[key] = env[name].strip()
-    if _env(env, "R2_SIGNED_URLS"):
-        storage_env["signed_urls"] = _truthy(env["R2_SIGNED_URLS"])
-    if _env(env, "R2_SIGNED_URL_TTL"):
-        storage_env["signed_url_ttl"] = loader.typed(
-            "R2_SIGNED_URL_TTL", env["R2_SIGNED_URL_TTL"], int, storage.signed_url_ttl
-        )
-    if storage_env.get("bucket") and storage_env.get("access_key_id"):
-        storage_env.setdefault("backend", "s3")
-    if _env(env, "STORAGE_BACKEND"):
-        storage_env["backend"] = env["STORAGE_BACKEND"].strip()
-    storage = replace(storage, **storage_env)
-
-    generation_env: dict[str, Any] = {}
-    for name, key in (
-        ("SCENE_TIMEOUT_SECONDS", "scene_timeout_seconds"),
-        ("WATCHDOG_INTERVAL_SECONDS", "watchdog_interval_seconds"),
-    ):
-        if _env(env, name):
-            generation_env[key] = loader.typed(name, env[name], int, getattr(generation, key))
-    if _env(env, "CONTRIBUTOR_SALT"):
-        generation_env["contributor_salt"] = env["CONTRIBUTOR_SALT"]
-    generation = replace(generation, **generation_env)
-
-    providers_env: dict[str, Any] = {}
-    if _env(env, "OPENAI_API_BASE") or _env(env, "OPENAI_BASE_URL"):
-        providers_env["openai_base_url"] = (
-            _env(env, "OPENAI_API_BASE") or env["OPENAI_BASE_URL"]
-        ).strip()
-    if _env(env, "OPENROUTER_BASE_URL"):
-        providers_env["openrouter_base_url"] = env["OPENROUTER_BASE_URL"].strip()
-    if _env(env, "GEMINI_BASE_URL"):
-        providers_env["gemini_base_url"] = env["GEMINI_BASE_URL"].strip()
-    providers = replace(providers, **providers_env)
-
-    if _env(env, "DISCORD_TOKEN"):
-        discord = replace(discord, token=env["DISCORD_TOKEN"].strip())
-    if _env(env, "LOG_LEVEL"):
-        log_level = env["LOG_LEVEL"].strip()
-
-    settings = Settings(
-        worlds=tuple(worlds),
-        database=database,
-        storage=storage,
-        generation=generation,
-        providers=providers,
-        discord=discord,
-        http=http,
-        log_level=log_level.upper(),
+def _is_table(value: Any) -> bool:
+    return isinstance(value, Mapping) or (
+        isinstance(value, list) and all(isinstance(item, Mapping) for item in value)
     )
-    loader.problems.extend(validate(settings))
-    if loader.problems:
-        raise SettingsError(loader.problems)
+
+
+def _unknown_top_level(data: Mapping[str, Any]) -> list[str]:
+    """A line for every top-level name that is neither a section nor a top-level setting."""
+    problems: list[str] = []
+    for key, value in data.items():
+        if key in SECTIONS or key == "worlds" or key in TOP_LEVEL_SETTINGS:
+            continue
+        if _is_table(value):
+            problems.append(
+                f"{key}: unknown section; remove it or check its spelling "
+                f"(sections: {_SECTION_NAMES})."
+            )
+        else:
+            problems.append(
+                f"{key}: unknown setting; remove it or check its spelling "
+                f"(top-level settings: {', '.join(TOP_LEVEL_SETTINGS)}; sections: "
+                f"{_SECTION_NAMES})."
+            )
+    return problems
+
+
+def _table(data: Mapping[str, Any], name: str, problems: list[str]) -> Mapping[str, Any]:
+    value = data.get(name, {})
+    if isinstance(value, Mapping):
+        return value
+    problems.append(
+        f"{name}: expected a [{name}] section, got {value!r}; put its settings under a "
+        f"[{name}] header."
+    )
+    return {}
+
+
+def _build(
+    cls: type, where: str, table: Mapping[str, Any], problems: list[str], **fixed: Any
+) -> Any:
+    """`cls` from one table of the file; unknown keys and bad values become problem lines."""
+    known = {f.name for f in fields(cls)}
+    values: dict[str, Any] = dict(fixed)
+    for key, raw in table.items():
+        if key in fixed:
+            continue
+        if key not in known:
+            problems.append(f"{where}.{key}: unknown setting; remove it or check its spelling.")
+            continue
+        _parse_into(values, key, f"{where}.{key}", raw, _field_kind(cls, key), problems)
+    return cls(**values)
+
+
+def _read_section(data: Mapping[str, Any], name: str, problems: list[str]) -> Any:
+    table = _table(data, name, problems)
+    public: dict[str, Any] = {}
+    for key, value in table.items():
+        if (name, key) in SECRETS_IN_ENV:
+            problems.append(
+                f"{name}.{key}: secrets are read only from the environment; remove it from "
+                f"config.toml and set {SECRETS_IN_ENV[name, key]}."
+            )
+        else:
+            public[key] = value
+    return _build(SECTIONS[name], name, public, problems)
+
+
+def _read_worlds(data: Mapping[str, Any], problems: list[str]) -> list[WorldSettings]:
+    tables = data.get("worlds", [])
+    if not isinstance(tables, list):
+        problems.append("worlds: expected a list of [[worlds]] tables.")
+        tables = []
+    worlds: list[WorldSettings] = []
+    for i, table in enumerate(tables):
+        if not isinstance(table, Mapping):
+            problems.append(f"worlds[{i}]: expected a [[worlds]] table, got {table!r}.")
+            continue
+        world = _build(WorldSettings, f"worlds[{i}]", table, problems, id=str(table.get("id", "")))
+        worlds.append(replace(world, summary_model=_summary_model(world.summary_model)))
+    return worlds or [WorldSettings(id="default")]
+
+
+def _read_file(
+    data: Mapping[str, Any], problems: list[str]
+) -> tuple[dict[str, Any], list[WorldSettings]]:
+    """The file's sections and top-level settings (by Settings field name) and its worlds."""
+    problems.extend(_unknown_top_level(data))
+    parts: dict[str, Any] = {name: _read_section(data, name, problems) for name in SECTIONS}
+    for key, kind in TOP_LEVEL_SETTINGS.items():
+        if key in data:
+            _parse_into(parts, key, key, data[key], kind, problems)
+    return parts, _read_worlds(data, problems)
+
+
+# -- the environment ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvOverride:
+    """One setting the environment overrides, under one or more variable names."""
+
+    names: tuple[str, ...]  # the first one set (and not blank) wins
+    section: str  # "world" (the default world), a key of SECTIONS, or "top" (TOP_LEVEL_SETTINGS)
+    key: str  # the field in that section
+    kind: type = str
+    strip: bool = True  # prose and the salt are taken exactly as given
+    empty_counts: bool = False  # set but blank is a value too (STATE_SUMMARY_MODEL="")
+    convert: Callable[[str], Any] | None = None  # replaces reading the value as `kind`
+    # When none of `names` is set: the value implied by other variables, or None.
+    derive: Callable[[Mapping[str, str]], str | None] | None = None
+
+    def lookup(self, env: Mapping[str, str]) -> tuple[str, str] | None:
+        """(variable name, raw value) when this setting is overridden, else None."""
+        for name in self.names:
+            value = env.get(name)
+            if value is not None and (self.empty_counts or value.strip()):
+                return name, value.strip() if self.strip else value
+        derived = self.derive(env) if self.derive else None
+        return None if derived is None else (self.names[0], derived)
+
+
+def _endpoint_from_r2_account(env: Mapping[str, str]) -> str | None:
+    """R2_ACCOUNT_ID=<id> means the endpoint https://<id>.r2.cloudflarestorage.com."""
+    account = env.get("R2_ACCOUNT_ID", "").strip()
+    return f"https://{account}.r2.cloudflarestorage.com" if account else None
+
+
+def _backend_from_bucket_and_key(env: Mapping[str, str]) -> str | None:
+    """R2_BUCKET_NAME together with R2_ACCESS_KEY_ID means the s3 backend."""
+    both = env.get("R2_BUCKET_NAME", "").strip() and env.get("R2_ACCESS_KEY_ID", "").strip()
+    return "s3" if both else None
+
+
+ENV_OVERRIDES: tuple[EnvOverride, ...] = (
+    # the default world: the original app's names first
+    EnvOverride(("WORLD_ID",), "world", "id"),
+    EnvOverride(("WORLD_BASE_PROMPT",), "world", "base_prompt", strip=False),
+    EnvOverride(("WORLD_PROMPT_GUIDANCE",), "world", "guidance", strip=False),
+    EnvOverride(("PLANNER_MODEL",), "world", "planner_model"),
+    EnvOverride(("SORA_MODEL", "VIDEO_MODEL"), "world", "video_model"),
+    EnvOverride(("VIDEO_SIZE",), "world", "video_size"),
+    EnvOverride(("VIDEO_SECONDS",), "world", "video_seconds", kind=int),
+    EnvOverride(("WORLD_PROVIDER", "VIDEO_PROVIDER"), "world", "provider"),
+    EnvOverride(
+        ("STATE_SUMMARY_MODEL",),
+        "world",
+        "summary_model",
+        empty_counts=True,
+        convert=_summary_model,
+    ),
+    # database
+    EnvOverride(("DATABASE_URL",), "database", "url"),
+    EnvOverride(("DATABASE_POOL_SIZE",), "database", "pool_size", kind=int),
+    EnvOverride(("DATABASE_MAX_OVERFLOW",), "database", "max_overflow", kind=int),
+    EnvOverride(("DATABASE_PROCESSES",), "database", "processes", kind=int),
+    # storage: S3_ENDPOINT_URL wins over R2_ACCOUNT_ID; STORAGE_BACKEND over the implied s3
+    EnvOverride(("S3_ENDPOINT_URL",), "storage", "endpoint_url", derive=_endpoint_from_r2_account),
+    EnvOverride(("R2_ACCESS_KEY_ID",), "storage", "access_key_id"),
+    EnvOverride(("R2_SECRET_ACCESS_KEY",), "storage", "secret_access_key"),
+    EnvOverride(("R2_BUCKET_NAME",), "storage", "bucket"),
+    EnvOverride(("R2_PUBLIC_BASE_URL",), "storage", "public_base_url"),
+    EnvOverride(("R2_SIGNED_URLS",), "storage", "signed_urls", kind=bool),
+    EnvOverride(("R2_SIGNED_URL_TTL",), "storage", "signed_url_ttl", kind=int),
+    EnvOverride(("STORAGE_BACKEND",), "storage", "backend", derive=_backend_from_bucket_and_key),
+    # generation
+    EnvOverride(("SCENE_TIMEOUT_SECONDS",), "generation", "scene_timeout_seconds", kind=int),
+    EnvOverride(
+        ("WATCHDOG_INTERVAL_SECONDS",), "generation", "watchdog_interval_seconds", kind=int
+    ),
+    EnvOverride(("CONTRIBUTOR_SALT",), "generation", "contributor_salt", strip=False),
+    # providers
+    EnvOverride(("OPENAI_API_BASE", "OPENAI_BASE_URL"), "providers", "openai_base_url"),
+    EnvOverride(("OPENROUTER_BASE_URL",), "providers", "openrouter_base_url"),
+    EnvOverride(("GEMINI_BASE_URL",), "providers", "gemini_base_url"),
+    # discord and the top level
+    EnvOverride(("DISCORD_TOKEN",), "discord", "token"),
+    EnvOverride(("LOG_LEVEL",), "top", "log_level"),
+)
+
+
+def _env_overrides(env: Mapping[str, str], problems: list[str]) -> dict[str, dict[str, Any]]:
+    """{section: {key: value}} for every ENV_OVERRIDES entry that is set in `env`."""
+    found: dict[str, dict[str, Any]] = {}
+    for entry in ENV_OVERRIDES:
+        hit = entry.lookup(env)
+        if hit is None:
+            continue
+        name, raw = hit
+        values = found.setdefault(entry.section, {})
+        if entry.convert is not None:
+            values[entry.key] = entry.convert(raw)
+        else:
+            _parse_into(values, entry.key, name, raw, entry.kind, problems, from_env=True)
+    return found
+
+
+def _assemble(
+    parts: dict[str, Any],
+    worlds: list[WorldSettings],
+    overrides: Mapping[str, Mapping[str, Any]],
+    config_path: str | None,
+) -> Settings:
+    for section, values in overrides.items():
+        if section == "world":
+            worlds[0] = replace(worlds[0], **values)
+        elif section == "top":
+            parts.update(values)
+        else:
+            parts[section] = replace(parts[section], **values)
+    if "log_level" in parts:
+        parts["log_level"] = parts["log_level"].upper()
+    return Settings(worlds=tuple(worlds), config_path=config_path, **parts)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    read_file: bool = True,
+) -> Settings:
+    """Read the config file and apply environment overrides; raise SettingsError.
+
+    The file is `path`, else SHARED_WORLD_CONFIG, else ./config.toml when it exists (else the
+    built-in defaults). `read_file=False` uses the built-in defaults and ignores
+    SHARED_WORLD_CONFIG; the environment still applies.
+    """
+    env = os.environ if env is None else env
+    file = _config_file(path, env) if read_file else None
+    problems: list[str] = []
+    parts, worlds = _read_file(_read_toml(file) if file else {}, problems)
+    overrides = _env_overrides(env, problems)
+    settings = _assemble(parts, worlds, overrides, str(file) if file else None)
+    problems.extend(validate(settings))
+    if problems:
+        raise SettingsError(problems)
     return settings
 
+
+# -- validation: one function per section, each returning its problem lines -------------------
 
 _WORLD_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _VIDEO_SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")
 
 
-def validate(settings: Settings) -> list[str]:
-    """Every problem with a loaded Settings, as one plain line each."""
+def _validate_world(where: str, world: WorldSettings) -> list[str]:
+    problems: list[str] = []
+    if not _WORLD_ID.match(world.id):
+        problems.append(
+            f"{where}.id: {world.id!r} is not a valid world id; use 1-64 lowercase letters, "
+            "digits, '-' or '_'."
+        )
+    if world.provider not in PROVIDERS:
+        problems.append(
+            f"{where}.provider: {world.provider!r} is not a provider; "
+            f"use one of {', '.join(PROVIDERS)} (env WORLD_PROVIDER)."
+        )
+    if not world.base_prompt.strip():
+        problems.append(
+            f"{where}.base_prompt: empty; write the world's premise (env WORLD_BASE_PROMPT)."
+        )
+    if not _VIDEO_SIZE.match(world.video_size):
+        problems.append(
+            f"{where}.video_size: {world.video_size!r} is not WIDTHxHEIGHT; "
+            "use e.g. 1280x720 (env VIDEO_SIZE)."
+        )
+    if not MIN_VIDEO_SECONDS <= world.video_seconds <= MAX_VIDEO_SECONDS:
+        problems.append(
+            f"{where}.video_seconds: {world.video_seconds} is out of range; "
+            f"use {MIN_VIDEO_SECONDS} to {MAX_VIDEO_SECONDS}."
+        )
+    if world.cost_per_second_usd < 0:
+        problems.append(f"{where}.cost_per_second_usd: must not be negative.")
+    if world.typical_render_seconds < 1:
+        problems.append(f"{where}.typical_render_seconds: use at least 1.")
+    if not world.planner_model.strip() or not world.video_model.strip():
+        problems.append(f"{where}: planner_model and video_model must not be empty.")
+    return problems
+
+
+def _validate_worlds(settings: Settings) -> list[str]:
     problems: list[str] = []
     seen: set[str] = set()
     for i, world in enumerate(settings.worlds):
         where = f"worlds[{i}]" if i else "worlds[0] (WORLD_ID)"
-        if not _WORLD_ID.match(world.id):
-            problems.append(
-                f"{where}.id: {world.id!r} is not a valid world id; use 1-64 lowercase letters, "
-                "digits, '-' or '_'."
-            )
         if world.id in seen:
             problems.append(
                 f"{where}.id: world {world.id!r} is defined twice; give each world its own id."
             )
         seen.add(world.id)
-        if world.provider not in PROVIDERS:
-            problems.append(
-                f"{where}.provider: {world.provider!r} is not a provider; "
-                f"use one of {', '.join(PROVIDERS)} (env WORLD_PROVIDER)."
-            )
-        if not world.base_prompt.strip():
-            problems.append(
-                f"{where}.base_prompt: empty; write the world's premise (env WORLD_BASE_PROMPT)."
-            )
-        if not _VIDEO_SIZE.match(world.video_size):
-            problems.append(
-                f"{where}.video_size: {world.video_size!r} is not WIDTHxHEIGHT; "
-                "use e.g. 1280x720 (env VIDEO_SIZE)."
-            )
-        if not 1 <= world.video_seconds <= 20:
-            problems.append(
-                f"{where}.video_seconds: {world.video_seconds} is out of range; use 1 to 20."
-            )
-        if world.cost_per_second_usd < 0:
-            problems.append(f"{where}.cost_per_second_usd: must not be negative.")
-        if world.typical_render_seconds < 1:
-            problems.append(f"{where}.typical_render_seconds: use at least 1.")
-        if not world.planner_model.strip() or not world.video_model.strip():
-            problems.append(f"{where}: planner_model and video_model must not be empty.")
+        problems.extend(_validate_world(where, world))
+    return problems
 
-    if settings.discord.default_world and settings.world(settings.discord.default_world) is None:
-        problems.append(
-            f"discord.default_world: {settings.discord.default_world!r} is not a defined world; "
-            "use one of the [[worlds]] ids."
-        )
 
-    url = settings.database.url
-    if not url.startswith(("sqlite", "postgresql", "postgres")):
+def _validate_database(settings: Settings) -> list[str]:
+    db = settings.database
+    problems: list[str] = []
+    if not db.url.startswith(("sqlite", "postgresql", "postgres")):
         problems.append(
             "database.url (DATABASE_URL): use a sqlite:/// or postgresql:// URL, "
-            f"not {url.split(':', 1)[0]!r}."
+            f"not {db.url.split(':', 1)[0]!r}."
         )
-
-    db = settings.database
     if db.pool_size < 1 or db.max_overflow < 0 or db.processes < 1:
         problems.append(
             "database: pool_size and processes must be at least 1 and max_overflow at least 0 "
@@ -514,32 +670,45 @@ def validate(settings: Settings) -> list[str]:
             "database: pool_timeout_seconds must be above 0 and connect_patience_seconds "
             "not negative."
         )
+    return problems
 
+
+_S3_REQUIRED = (
+    ("bucket", "R2_BUCKET_NAME"),
+    ("access_key_id", "R2_ACCESS_KEY_ID"),
+    ("secret_access_key", "R2_SECRET_ACCESS_KEY"),
+    ("endpoint_url", "R2_ACCOUNT_ID or S3_ENDPOINT_URL"),
+)
+
+
+def _validate_storage(settings: Settings) -> list[str]:
     storage = settings.storage
+    problems: list[str] = []
     if storage.backend not in ("local", "s3"):
         problems.append(f"storage.backend: {storage.backend!r} is unknown; use 'local' or 's3'.")
     if storage.backend == "s3":
-        for key, env_name in (
-            ("bucket", "R2_BUCKET_NAME"),
-            ("access_key_id", "R2_ACCESS_KEY_ID"),
-            ("secret_access_key", "R2_SECRET_ACCESS_KEY"),
-            ("endpoint_url", "R2_ACCOUNT_ID or S3_ENDPOINT_URL"),
-        ):
-            if not getattr(storage, key):
-                problems.append(f"storage.{key}: required for the s3 backend; set {env_name}.")
-    if not 1 <= storage.signed_url_ttl <= 604800:
+        problems.extend(
+            f"storage.{key}: required for the s3 backend; set {env_name}."
+            for key, env_name in _S3_REQUIRED
+            if not getattr(storage, key)
+        )
+    if not 1 <= storage.signed_url_ttl <= MAX_SIGNED_URL_TTL:
         problems.append(
             f"storage.signed_url_ttl (R2_SIGNED_URL_TTL): {storage.signed_url_ttl} is out of "
-            "range; use 1 to 604800 seconds (7 days)."
+            f"range; use 1 to {MAX_SIGNED_URL_TTL} seconds (7 days)."
         )
     if storage.upload_attempts < 1:
         problems.append("storage.upload_attempts: use at least 1.")
+    return problems
 
+
+def _validate_providers(settings: Settings) -> list[str]:
     prov = settings.providers
-    for name in ("openrouter_base_url", "openai_base_url"):
-        value = getattr(prov, name)
-        if not value.startswith(("http://", "https://")):
-            problems.append(f"providers.{name}: {value!r} is not an http(s) URL.")
+    problems = [
+        f"providers.{name}: {getattr(prov, name)!r} is not an http(s) URL."
+        for name in ("openrouter_base_url", "openai_base_url")
+        if not getattr(prov, name).startswith(("http://", "https://"))
+    ]
     if prov.create_timeout_seconds <= 0 or prov.request_timeout_seconds <= 0:
         problems.append(
             "providers: create_timeout_seconds and request_timeout_seconds must be above 0."
@@ -548,29 +717,75 @@ def validate(settings: Settings) -> list[str]:
         problems.append(
             "providers.poll_interval_seconds: must be > 0 and at most poll_max_interval_seconds."
         )
+    return problems
 
+
+def _validate_generation(settings: Settings) -> list[str]:
     gen = settings.generation
-    if gen.scene_timeout_seconds < 10:
+    problems: list[str] = []
+    if gen.scene_timeout_seconds < MIN_SCENE_TIMEOUT_SECONDS:
         problems.append(
-            "generation.scene_timeout_seconds (SCENE_TIMEOUT_SECONDS): use at least 10."
+            "generation.scene_timeout_seconds (SCENE_TIMEOUT_SECONDS): "
+            f"use at least {MIN_SCENE_TIMEOUT_SECONDS}."
         )
     if gen.watchdog_interval_seconds < 1:
         problems.append(
             "generation.watchdog_interval_seconds (WATCHDOG_INTERVAL_SECONDS): use at least 1."
         )
-    if gen.lease_seconds < 3:
-        problems.append("generation.lease_seconds: use at least 3.")
-    if not 1 <= gen.max_depth <= 500:
-        problems.append("generation.max_depth: use 1 to 500.")
+    if gen.lease_seconds < MIN_LEASE_SECONDS:
+        problems.append(f"generation.lease_seconds: use at least {MIN_LEASE_SECONDS}.")
+    if not 1 <= gen.max_depth <= MAX_DEPTH_LIMIT:
+        problems.append(f"generation.max_depth: use 1 to {MAX_DEPTH_LIMIT}.")
     if gen.max_concurrent_jobs < 1:
         problems.append("generation.max_concurrent_jobs: use at least 1.")
-    if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    return problems
+
+
+def _validate_discord(settings: Settings) -> list[str]:
+    discord = settings.discord
+    problems: list[str] = []
+    if discord.default_world and settings.world(discord.default_world) is None:
         problems.append(
-            f"log_level (LOG_LEVEL): {settings.log_level!r} is unknown; "
-            "use DEBUG, INFO, WARNING or ERROR."
+            f"discord.default_world: {discord.default_world!r} is not a defined world; "
+            "use one of the [[worlds]] ids."
         )
-    if not 10 <= settings.discord.default_vote_seconds <= 86400:
-        problems.append("discord.default_vote_seconds: use 10 to 86400.")
-    if settings.discord.key_idle_minutes < 1:
+    if not MIN_VOTE_SECONDS <= discord.default_vote_seconds <= MAX_VOTE_SECONDS:
+        problems.append(
+            f"discord.default_vote_seconds: use {MIN_VOTE_SECONDS} to {MAX_VOTE_SECONDS}."
+        )
+    if discord.key_idle_minutes < 1:
         problems.append("discord.key_idle_minutes: use at least 1.")
     return problems
+
+
+def _validate_http(settings: Settings) -> list[str]:
+    port = settings.http.port
+    if not 0 <= port <= MAX_PORT:
+        return [f"http.port: {port} is out of range; use 0 to {MAX_PORT} (0 picks a free port)."]
+    return []
+
+
+def _validate_top_level(settings: Settings) -> list[str]:
+    if settings.log_level not in LOG_LEVELS:
+        return [
+            f"log_level (LOG_LEVEL): {settings.log_level!r} is unknown; "
+            "use DEBUG, INFO, WARNING or ERROR."
+        ]
+    return []
+
+
+_SECTION_CHECKS: tuple[Callable[[Settings], list[str]], ...] = (
+    _validate_worlds,
+    _validate_database,
+    _validate_storage,
+    _validate_providers,
+    _validate_generation,
+    _validate_discord,
+    _validate_http,
+    _validate_top_level,
+)
+
+
+def validate(settings: Settings) -> list[str]:
+    """Every problem with a loaded Settings, as one plain line each, section by section."""
+    return [problem for check in _SECTION_CHECKS for problem in check(settings)]
