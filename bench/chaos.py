@@ -12,9 +12,10 @@ its parent is ready, often by several callers and processes at once). Meanwhile:
   first opportunity in every run, then with a probability; a killed process is replaced;
 - `service.cancel` is called soon after won claims and on random queued branches (of this
   process or another);
-- the provider misbehaves: a plan carrying the offline provider's FAILME marker (refused at
-  render time, once per chosen branch), creates refused, creates whose answer is lost after
-  the job was made, transient `unavailable` from `watch_render` and `download`.
+- the provider misbehaves: a plan carrying the FAILME marker of the test double the workers
+  run (tests/fixtures/faulty_offline.py; refused at render time, once per chosen branch),
+  creates refused, creates whose answer is lost after the job was made, transient
+  `unavailable` from `watch_render` and `download`.
 
 Leases are 3 s, the watchdog runs every second and creates time out after 1 s, so the work of
 a dead process comes back quickly. When every branch is ready (or the chaos budget is spent)
@@ -68,13 +69,13 @@ if str(PROJECT) not in sys.path:
 
 from sqlalchemy import func, select  # noqa: E402
 
+from tests.fixtures.faulty_offline import FAIL_MARKER  # noqa: E402
 from tests.fixtures.world import fresh_postgres_database, offline_jobs_dir  # noqa: E402
 from tests.world.chaos_worker import DEFAULT_PROBABILITIES, WORLD, chaos_settings  # noqa: E402
 from world import paths  # noqa: E402
 from world.db import Database  # noqa: E402
 from world.models import Render, Scene, utcnow  # noqa: E402
 from world.pipeline import asset_keys  # noqa: E402
-from world.providers.offline import FAIL_MARKER  # noqa: E402
 from world.service import WorldService  # noqa: E402
 from world.types import Status  # noqa: E402
 

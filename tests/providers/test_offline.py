@@ -6,10 +6,18 @@ import asyncio
 import json
 import re
 import time
+import tomllib
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.faulty_offline import (
+    BLOCK_MARKER,
+    BLOCKED_MESSAGE,
+    FAIL_MARKER,
+    FaultyOfflineProvider,
+)
 from world.media import probe
 from world.providers import build_provider
 from world.providers.base import (
@@ -30,6 +38,7 @@ FAST = ProviderSettings(
 )
 SLOW = ProviderSettings(offline_render_seconds=60.0, offline_clip_seconds=1)
 FINAL_FRAME = "starting from the previous scene's final frame"
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -40,6 +49,12 @@ def jobs_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def provider(jobs_dir: Path) -> OfflineProvider:
     return OfflineProvider(FAST, jobs_dir)
+
+
+@pytest.fixture
+def faulty(jobs_dir: Path) -> FaultyOfflineProvider:
+    """The offline provider with the test-only refusal markers (see faulty_offline)."""
+    return FaultyOfflineProvider(FAST, jobs_dir)
 
 
 def plan_request(
@@ -189,12 +204,44 @@ async def test_child_narration_follows_the_chosen_choice(provider: OfflineProvid
     assert first_words in child.video_prompt.lower()
 
 
-async def test_blockme_choice_is_blocked(provider: OfflineProvider) -> None:
+async def test_blockme_choice_is_blocked(faulty: FaultyOfflineProvider) -> None:
     with pytest.raises(ProviderError) as caught:
-        await provider.plan(plan_request("1", "Open the BLOCKME door"), None)
+        await faulty.plan(plan_request("1", f"Open the {BLOCK_MARKER} door"), None)
     assert caught.value.code == "blocked"
     assert caught.value.retryable is False
+    assert caught.value.public_message == BLOCKED_MESSAGE
     assert caught.value.public_message == "The provider refused to render this scene."
+    other = await faulty.plan(plan_request("1", "Open the door"), None)
+    assert other == await OfflineProvider(FAST, faulty.jobs_dir).plan(
+        plan_request("1", "Open the door"), None
+    ), "without the marker it plans as the offline provider does"
+
+
+async def test_the_product_provider_knows_no_test_markers(
+    provider: OfflineProvider, tmp_path: Path
+) -> None:
+    plan = await provider.plan(plan_request("1", f"Open the {BLOCK_MARKER} door"), None)
+    assert_contract(plan, root=False)
+    job_id = await provider.start_render(render_request(f"A scene that will {FAIL_MARKER}."), None)
+    statuses = [s async for s in provider.watch_render(job_id, None)]
+    assert statuses[-1] == RenderStatus(100, done=True)
+    assert await provider.download(job_id, None, tmp_path / "clip.mp4") > 0
+    for source in (PROJECT / "world" / "providers").glob("offline*"):
+        text = source.read_text()
+        assert FAIL_MARKER not in text and BLOCK_MARKER not in text, source.name
+
+
+def test_story_data_ships_with_the_package() -> None:
+    data = resources.files("world.providers").joinpath("offline_story.toml")
+    story = tomllib.loads(data.read_text("utf-8"))
+    assert len(story["places"]) >= 4 and list(story["child_choices"]) == [
+        "bold",
+        "clever",
+        "cautious",
+    ]
+    pyproject = tomllib.loads((PROJECT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["world"]
+    assert any(Path("providers/offline_story.toml").match(p) for p in patterns), patterns
 
 
 # --------------------------------------------------------------------------- rendering
@@ -301,21 +348,42 @@ async def test_watch_can_be_cancelled(jobs_dir: Path) -> None:
 
 
 async def test_failme_render_fails_halfway_as_blocked(
-    provider: OfflineProvider, tmp_path: Path
+    faulty: FaultyOfflineProvider, tmp_path: Path
 ) -> None:
-    job_id = await provider.start_render(render_request("A scene that will FAILME."), None)
+    job_id = await faulty.start_render(render_request(f"A scene that will {FAIL_MARKER}."), None)
     seen: list[RenderStatus] = []
     with pytest.raises(ProviderError) as caught:
-        async for status in provider.watch_render(job_id, None):
+        async for status in faulty.watch_render(job_id, None):
             seen.append(status)
     assert caught.value.code == "blocked"
     assert caught.value.retryable is False
     assert caught.value.releases_claim is False
     assert caught.value.public_message == "The provider refused to render this scene."
-    assert all(not s.done and s.progress < 50 for s in seen)
+    assert seen and all(not s.done and s.progress < 50 for s in seen)
     with pytest.raises(ProviderError) as again:
-        await provider.download(job_id, None, tmp_path / "never.mp4")
+        await faulty.download(job_id, None, tmp_path / "never.mp4")
     assert again.value.code == "blocked"
+
+
+async def test_a_resumed_failme_render_still_fails(jobs_dir: Path, tmp_path: Path) -> None:
+    before = FaultyOfflineProvider(SLOW, jobs_dir)
+    job_id = await before.start_render(render_request(f"A scene that will {FAIL_MARKER}."), None)
+    _age_job(jobs_dir, job_id, 20.0)  # a third of the render happened before the restart
+    watching = FaultyOfflineProvider(SLOW, jobs_dir).watch_render(job_id, None)
+    first = await anext(watching)
+    await watching.aclose()
+    assert 30 <= first.progress < 50 and not first.done
+
+    _age_job(jobs_dir, job_id, 120.0)  # it "finished" while nobody was watching: still refused
+    after = FaultyOfflineProvider(SLOW, jobs_dir)
+    with pytest.raises(ProviderError) as caught:
+        async for _status in after.watch_render(job_id, None):
+            pass
+    assert caught.value.code == "blocked"
+    with pytest.raises(ProviderError) as again:
+        await after.download(job_id, None, tmp_path / "never.mp4")
+    assert again.value.code == "blocked"
+    assert (before.render_starts, after.render_starts) == (1, 0)
 
 
 @pytest.mark.parametrize("job_id", ["offline-" + "0" * 32, "../../etc/passwd", ""])

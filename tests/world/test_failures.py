@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import update
 
-from tests.fixtures.world import renders_started
+from tests.fixtures.faulty_offline import BLOCK_MARKER, FAIL_MARKER, FaultyOfflineProvider
+from tests.fixtures.world import offline_jobs_dir, renders_started, start_service
 from tests.world.helpers import mint, render_rows, row, wait_for
 from world.models import Scene
 from world.providers.base import ProviderError
@@ -20,9 +22,21 @@ async def _mark_choice(service, path: str, index: int, marker: str) -> None:
         await session.execute(update(Scene).where(Scene.id == scene.id).values(choices=choices))
 
 
-async def test_a_blocked_render_fails_plainly_and_only_retry_reopens_it(settings, service):
+@pytest.fixture
+async def faulty_service(settings):
+    """A service whose provider refuses marked plans and renders (see faulty_offline)."""
+    provider = FaultyOfflineProvider(settings.providers, offline_jobs_dir(settings))
+    service = await start_service(settings, providers={"default": provider})
+    try:
+        yield service
+    finally:
+        await service.close()
+
+
+async def test_a_blocked_render_fails_plainly_and_only_retry_reopens_it(settings, faulty_service):
+    service = faulty_service
     await mint(service, "")
-    await _mark_choice(service, "", 0, "FAILME")
+    await _mark_choice(service, "", 0, FAIL_MARKER)
 
     await service.claim("default", "0", None, "alice")
     failed = await wait_for(service, "0", lambda e: e.status is Status.FAILED)
@@ -61,9 +75,10 @@ async def test_retry_refuses_a_branch_that_has_not_failed(settings, service):
     assert renders_started(settings) == 2
 
 
-async def test_a_planner_refusal_fails_the_branch_without_rendering(settings, service):
+async def test_a_planner_refusal_fails_the_branch_without_rendering(settings, faulty_service):
+    service = faulty_service
     await mint(service, "")
-    await _mark_choice(service, "", 0, "BLOCKME")
+    await _mark_choice(service, "", 0, BLOCK_MARKER)
     await service.claim("default", "0", None, "alice")
     failed = await wait_for(service, "0", lambda e: e.status is Status.FAILED)
     assert failed.failure_code == "blocked"
