@@ -242,9 +242,7 @@ async def bench_database(
             runs.append(("s3 presigned", s3, args.concurrency, args.calls, pool))
             runs.append(("s3 presigned", s3, args.concurrency, args.calls, hot))
         for index, (store_name, store, concurrency, calls, working) in enumerate(runs):
-            if service.store is not store:
-                service._views.clear()  # cached views carry the other store's URLs
-            service.store = store
+            service.use_store(store)  # a store not in use: cached views (its URLs) dropped
             if store_name.startswith("s3"):
                 sample = await service.view(WORLD, pool[-1])
                 assert sample.video_url and "X-Amz-Signature=" in sample.video_url, sample
@@ -274,7 +272,7 @@ async def bench_database(
             if store is not local and index == len(runs) - 1:
                 await store.close()
     finally:
-        service.store = local
+        service.use_store(local)
         await service.close()
     return rows
 
@@ -284,6 +282,7 @@ class _NoProvider:
 
     name = "none"
     needs_key = False
+    reports_progress = False
 
     async def close(self) -> None:
         return None

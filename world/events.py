@@ -4,7 +4,8 @@ subscriber leaves.
 Events published in this process reach subscribers at once. Changes made by other processes
 are found by one poller per branch (not one per subscriber): it reads the database once when
 the first subscriber arrives, then every `interval` seconds while no job for that branch
-runs in this process.
+runs in this process. Pollers are started with the `spawn` function the bus is given (by
+default `asyncio.create_task`), so the service decides where its background tasks live.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from world.types import SceneEvent, Status
 
@@ -22,6 +24,12 @@ QUEUE_SIZE = 16
 
 Key = tuple[str, str]
 PollFn = Callable[[str, str], Awaitable[SceneEvent]]
+# How background tasks are started: spawn(coroutine, task name) -> the running task.
+Spawn = Callable[[Coroutine[Any, Any, Any], str], asyncio.Task[Any]]
+
+
+def default_spawn(coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+    return asyncio.create_task(coro, name=name)
 
 
 class Subscription:
@@ -94,8 +102,10 @@ class EventBus:
         poll: PollFn,
         interval: float,
         is_local: Callable[[Key], bool] = lambda key: False,
+        spawn: Spawn | None = None,
     ) -> None:
         self._poll = poll
+        self._spawn = spawn or default_spawn
         self._interval = interval
         self._is_local = is_local
         self._channels: dict[Key, _Channel] = {}
@@ -126,7 +136,9 @@ class EventBus:
         channel = self._channels.get(key)
         if channel is None:
             channel = self._channels[key] = _Channel()
-            channel.poller = asyncio.create_task(self._poll_loop(key, channel))
+            channel.poller = self._spawn(
+                self._poll_loop(key, channel), f"progress {key[0]}/{key[1]}"
+            )
             self._pollers.add(channel.poller)
             channel.poller.add_done_callback(self._pollers.discard)
         channel.subscribers.add(subscription)

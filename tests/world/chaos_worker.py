@@ -8,11 +8,12 @@ The process runs a real WorldService (watchdog included) on the shared database 
 dir, with two stand-ins:
 
 - `ChaosProvider`, the offline provider with a create that takes a while (as an HTTP create
-  does), provider faults (a plan carrying the offline provider's FAILME marker once per
-  branch, creates refused, creates whose answer is lost after the job was made, transient
-  `unavailable` from `watch_render` and `download`) and SIGKILLs of its own process placed in
-  the dangerous windows: before the create, inside it, right after it returned (job id not
-  yet recorded), mid-render, mid-download and right after it;
+  does), provider faults (a plan carrying the FAILME marker of the test double
+  tests/fixtures/faulty_offline.py once per branch, refused at render time in any process,
+  clean ones included; creates refused, creates whose answer is lost after the job was made,
+  transient `unavailable` from `watch_render` and `download`) and SIGKILLs of its own process
+  placed in the dangerous windows: before the create, inside it, right after it returned
+  (job id not yet recorded), mid-render, mid-download and right after it;
 - `ChaosStore`, the local store with SIGKILLs mid-upload and after an upload, before its key
   is recorded. A hook on the service's events kills the process right after a branch was
   published, before its spool files are cleaned up.
@@ -42,7 +43,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -50,12 +51,12 @@ from typing import Any
 from sqlalchemy import select
 
 from storage.local import LocalStore
+from tests.fixtures.faulty_offline import FAIL_MARKER, FaultyOfflineProvider
 from tests.fixtures.world import make_settings, offline_jobs_dir
 from world import paths
 from world.models import Scene
 from world.providers.base import Plan, PlanRequest, RenderRequest, RenderStatus
 from world.providers.errors import provider_error, unknown_outcome
-from world.providers.offline import FAIL_MARKER, OfflineProvider
 from world.service import FINAL_FAILURES, WorldService
 from world.settings import Settings
 from world.types import UNCERTAIN, ClaimOutcome, Credentials, SceneEvent, Status
@@ -280,8 +281,9 @@ def _dying_in(window: str):
         _DIE_AT.reset(token)
 
 
-class ChaosProvider(OfflineProvider):
-    """The offline provider with a slow create, faults and self-kills (chaos=None: plain)."""
+class ChaosProvider(FaultyOfflineProvider):
+    """The offline provider with a slow create, faults and self-kills (chaos=None: no new
+    faults, but FAILME renders are still refused: a clean process resumes them as failing)."""
 
     def __init__(self, settings: Any, jobs_dir: Path, chaos: Chaos | None) -> None:
         super().__init__(settings, jobs_dir)
@@ -384,17 +386,18 @@ class ChaosStore(LocalStore):
         return await super().put_file(key, source, content_type)
 
 
-def _hook_publish(service: WorldService, chaos: Chaos) -> None:
-    """Die right after a local job published its branch, before the spool clean-up."""
-    original = service._publish
+def _hook_publish(
+    chaos: Chaos, service: Callable[[], WorldService]
+) -> Callable[[SceneEvent], None]:
+    """The service's `on_event`: die right after a local job published its branch, before the
+    spool clean-up. `service` gives the service the observer was passed to."""
 
-    def publish(event: SceneEvent) -> None:
-        original(event)
-        local = (event.world_id, event.path) in service._running_paths
+    def published(event: SceneEvent) -> None:
+        local = service().is_running_here(event.world_id, event.path)
         if event.status is Status.READY and local and chaos.roll("kill_publish", event.path):
             die("publish", path=event.path)
 
-    service._publish = publish  # type: ignore[method-assign]
+    return published
 
 
 # --------------------------------------------------------------------------- the loop
@@ -522,9 +525,10 @@ async def main(config_path: str, worker_id: str, mode: str) -> None:
         _install_dying_os()
     provider = ChaosProvider(settings.providers, offline_jobs_dir(settings), chaos)
     store = ChaosStore(Path(settings.storage.local_dir), chaos)
-    service = await WorldService.start(settings, store=store, providers={WORLD: provider})
-    if chaos is not None:
-        _hook_publish(service, chaos)
+    on_event = _hook_publish(chaos, lambda: service) if chaos is not None else None
+    service = await WorldService.start(
+        settings, store=store, providers={WORLD: provider}, on_event=on_event
+    )
     emit("up", mode=mode)
     driver = Driver(service, list(config["targets"]), chaos, random.Random(seed + 1))
     try:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import event
 
 from tests.fixtures.world import make_settings, start_service
 from tests.world.helpers import mint, wait_for
+from world.service import InvalidBranch, ServiceError
 from world.types import ChildState, Status
 
 
@@ -117,3 +119,63 @@ async def test_a_cached_view_shows_child_changes_from_this_and_other_processes(t
     finally:
         await service.close()
         await other.close()
+
+
+async def test_trail_names_the_path_and_each_ancestor_root_first(service):
+    await mint(service, "")
+    await mint(service, "2")
+    root, second = await service.view("default", ""), await service.view("default", "2")
+
+    trail = await service.trail("default", "2/0")
+
+    assert trail == [("", root.title), ("2", second.title), ("2/0", None)]
+    assert await service.trail("default", "") == [("", root.title)]
+    with pytest.raises(InvalidBranch):
+        await service.trail("default", "9")
+
+
+async def test_clip_bytes_reads_a_ready_views_clip_and_refuses_a_view_without_one(service):
+    await mint(service, "")
+    ready = await service.view("default", "")
+    pending = await service.view("default", "1")
+
+    clip = await service.clip_bytes(ready)
+
+    assert clip[4:8] == b"ftyp" and len(clip) == ready.video_bytes
+    with pytest.raises(ServiceError, match="not available"):
+        await service.clip_bytes(pending)
+
+
+async def test_background_tasks_start_through_spawn_and_events_reach_the_observer(tmp_path):
+    spawned: list[str] = []
+    seen: list[tuple[str, Status, bool]] = []
+
+    def spawn(coro, name):
+        spawned.append(name)
+        return asyncio.create_task(coro, name=name)
+
+    def observe(event):
+        running = service.is_running_here(event.world_id, event.path)
+        seen.append((event.path, event.status, running))
+
+    settings = make_settings(tmp_path)
+    service = await start_service(settings, run_watchdog=False, spawn=spawn, on_event=observe)
+    try:
+        await mint(service, "")
+        assert "generate default/" in spawned, "the job"
+        assert "progress default/" in spawned, "the poller of the subscription"
+        assert "prices" in spawned
+        assert ("", Status.QUEUED, True) in seen
+        assert ("", Status.READY, True) in seen, "seen while its job still runs"
+        async with asyncio.timeout(10):
+            while service.running_jobs():  # the job cleans its spool up after publishing
+                await asyncio.sleep(0.01)
+        assert not service.is_running_here("default", "")
+
+        await service.view("default", "")
+        service.views.clear()
+        with count_queries(service) as statements:
+            await service.view("default", "")
+        assert statements, "a cleared cache asks the database again"
+    finally:
+        await service.close()
