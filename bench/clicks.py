@@ -40,9 +40,15 @@ from simcord._runtime import _restore_loop
 from simcord.http import router as simcord_router
 from view import seed
 
-from bot.app import SharedWorldBot, build_bot
-from bot.director import Director
-from tests.fixtures.discord import Server, attach, button, click_payload, latest, text_of
+from bot.app import build_bot
+from tests.fixtures.discord import (
+    Server,
+    SimcordWaits,
+    button,
+    click_payload,
+    latest,
+    text_of,
+)
 from world.service import WorldService
 
 FIRST_RESPONSE_TARGET_MS = 100.0
@@ -155,7 +161,7 @@ async def next_cards(
     return latencies
 
 
-def run_without_settling(env: simcord.Env, bot: SharedWorldBot) -> None:
+def run_without_settling(env: simcord.Env, waits: SimcordWaits) -> None:
     """From here on the bot runs on plain asyncio; SimCord only answers its requests.
 
     SimCord's settling scans every pending task and timer on each turn of the loop, which
@@ -164,7 +170,7 @@ def run_without_settling(env: simcord.Env, bot: SharedWorldBot) -> None:
     gateway events themselves and poll for the bot's requests.
     """
     _restore_loop(env)
-    bot.director.wait_external = Director(bot).wait_external  # plain awaits again
+    waits.env = None  # plain awaits again
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -181,18 +187,19 @@ async def main(args: argparse.Namespace) -> int:
     try:
         pool, seconds = await seed(service, args.scenes)
         print(f"seeded {len(pool):,} ready scenes in {seconds:.1f} s ({settings.database.url})")
-        bot = build_bot(settings, service)
+        waits = SimcordWaits()
+        bot = build_bot(settings, service, waits=waits)
         rows = []
         with RequestClock() as clock:
             async with simcord.run(bot, settle_timeout=60.0) as env:
-                attach(env, bot)
+                waits.env = env
                 await bot.tree.sync()
                 voting = Server(env, "voting")
                 await voting.admin.slash(voting.channel, "adventure start", vote_seconds=3600)
                 servers = [Server(env, f"pick{i}") for i in range(CHANNELS + 2)]
                 for server in servers:
                     await server.admin.slash(server.channel, "adventure start", mode="pick")
-                run_without_settling(env, bot)
+                run_without_settling(env, waits)
 
                 await first_responses(env, clock, voting, 20)  # warm-up
                 clicks = await first_responses(env, clock, voting, args.clicks)

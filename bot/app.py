@@ -1,4 +1,9 @@
-"""The Discord bot: `build_bot(settings, service)` makes it without touching the network."""
+"""The Discord bot: `build_bot(settings, service)` makes it without touching the network.
+
+The bot holds one part per feature, each built once here with what it needs: the director
+(what each channel shows, admin steering), rounds (choice clicks, votes, closing rounds) and
+minting (mint buttons, the key form, claims). Buttons and forms call the part that owns them.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from bot.components import DYNAMIC_ITEMS, KeyForms
 from bot.director import Director
 from bot.errors import reply_error
 from bot.keyvault import KeyVault
+from bot.minting import Contributors, Minting
+from bot.rounds import Rounds
+from bot.waits import Waits, plain_wait
 from world.service import WorldService
 from world.settings import Settings
 
@@ -35,7 +43,9 @@ class SharedWorldTree(app_commands.CommandTree):
 
 
 class SharedWorldBot(commands.Bot):
-    def __init__(self, settings: Settings, service: WorldService | None) -> None:
+    def __init__(
+        self, settings: Settings, service: WorldService | None, *, waits: Waits = plain_wait
+    ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents.default(),
@@ -44,10 +54,25 @@ class SharedWorldBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self.settings = settings
-        self._service = service
         self.vault = KeyVault(settings.discord.key_idle_minutes * 60)
         self.key_forms = KeyForms()
-        self.director = Director(self)
+        self._service = service
+        if service is None:
+            return
+        contributors = Contributors()
+        now = discord.utils.utcnow
+        self.director = Director(
+            self, service, service.play, waits=waits, contributors=contributors, now=now
+        )
+        self.rounds = Rounds(service, service.play, self.director, now=now)
+        self.minting = Minting(
+            service,
+            service.play,
+            self.director,
+            vault=self.vault,
+            key_forms=self.key_forms,
+            contributors=contributors,
+        )
 
     @property
     def service(self) -> WorldService:
@@ -67,11 +92,18 @@ class SharedWorldBot(commands.Bot):
         log.info("bot ready to connect extensions=%d", len(EXTENSIONS))
 
     async def close(self) -> None:
-        await self.director.close()
+        if self.plays:
+            await self.rounds.close()
+            await self.director.close()
         self.vault.clear()
         await super().close()
 
 
-def build_bot(settings: Settings, service: WorldService | None) -> SharedWorldBot:
-    """The bot, unstarted; `service=None` builds one that can only sync its commands."""
-    return SharedWorldBot(settings, service)
+def build_bot(
+    settings: Settings, service: WorldService | None, *, waits: Waits = plain_wait
+) -> SharedWorldBot:
+    """The bot, unstarted; `service=None` builds one that can only sync its commands.
+
+    `waits` performs the bot's waits on the world engine (see bot/waits.py).
+    """
+    return SharedWorldBot(settings, service, waits=waits)

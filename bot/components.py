@@ -76,9 +76,9 @@ class ChoiceButton(ui.DynamicItem[ui.Button[Any]], template=CHOICE_TEMPLATE):
         return cls(int(match["round"]), int(match["index"]), label=item.label or "")
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        director = _bot(interaction).director
+        rounds = _bot(interaction).rounds
         await guarded(
-            interaction, director.on_choice(interaction, self.round_id, self.index, self.item.label)
+            interaction, rounds.on_choice(interaction, self.round_id, self.index, self.item.label)
         )
 
 
@@ -126,8 +126,8 @@ class MintButton(_BranchButton, template=MINT_TEMPLATE):
     kind = "m"
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        director = _bot(interaction).director
-        await guarded(interaction, director.on_mint(interaction, self.channel_id, self.path_code))
+        minting = _bot(interaction).minting
+        await guarded(interaction, minting.on_mint(interaction, self.channel_id, self.path_code))
 
 
 class SavedKeyButton(_BranchButton, template=SAVED_KEY_TEMPLATE):
@@ -136,10 +136,10 @@ class SavedKeyButton(_BranchButton, template=SAVED_KEY_TEMPLATE):
     kind = "k"
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        director = _bot(interaction).director
+        minting = _bot(interaction).minting
         await guarded(
             interaction,
-            director.on_mint_with_saved_key(interaction, self.channel_id, self.path_code),
+            minting.on_mint_with_saved_key(interaction, self.channel_id, self.path_code),
         )
 
 
@@ -149,9 +149,9 @@ class NewKeyButton(_BranchButton, template=NEW_KEY_TEMPLATE):
     kind = "n"
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        director = _bot(interaction).director
+        minting = _bot(interaction).minting
         await guarded(
-            interaction, director.on_mint_with_new_key(interaction, self.channel_id, self.path_code)
+            interaction, minting.on_mint_with_new_key(interaction, self.channel_id, self.path_code)
         )
 
 
@@ -252,11 +252,11 @@ class KeyModal(ui.Modal):
         )
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        director = _bot(interaction).director
+        minting = _bot(interaction).minting
         key = self.key_input.value
         await guarded(
             interaction,
-            director.on_key_submitted(
+            minting.on_key_submitted(
                 interaction, self.channel_id, self.path, key, retry=self.retry
             ),
         )

@@ -15,9 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from bot import play
-from bot.play import Ballot, RoundState, VoteReceipt
-from world.db import Database
+from world.play import Ballot, PlayStore, RoundState, VoteReceipt
 
 OPEN_ROUND_TTL_SECONDS = 1.0
 MAX_CACHED_ROUNDS = 4096
@@ -33,11 +31,11 @@ class RoundCache:
 
     def __init__(
         self,
-        db: Callable[[], Database],
+        play: PlayStore,
         ttl: float = OPEN_ROUND_TTL_SECONDS,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        self._db = db
+        self._play = play
         self.ttl = ttl
         self._clock = clock or _monotonic
         self._rows: dict[int, tuple[RoundState | None, float]] = {}
@@ -55,7 +53,7 @@ class RoundCache:
         future: asyncio.Future[RoundState | None] = asyncio.get_running_loop().create_future()
         self._loading[round_id] = future
         try:
-            row = await play.get_round(self._db(), round_id)
+            row = await self._play.get_round(round_id)
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved here; waiters re-raise it
@@ -81,8 +79,8 @@ class RoundCache:
 class VoteBatcher:
     """Votes that arrive while a write is under way are written together in the next one."""
 
-    def __init__(self, db: Callable[[], Database], now: Callable[[], datetime]) -> None:
-        self._db = db
+    def __init__(self, play: PlayStore, now: Callable[[], datetime]) -> None:
+        self._play = play
         self._now = now
         self._pending: list[tuple[Ballot, asyncio.Future[VoteReceipt]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -99,7 +97,7 @@ class VoteBatcher:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                receipts = await play.cast_votes(self._db(), [b for b, _ in batch], self._now())
+                receipts = await self._play.cast_votes([b for b, _ in batch], self._now())
             except Exception as error:
                 for _, future in batch:
                     if not future.done():

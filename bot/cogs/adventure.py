@@ -8,16 +8,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import play, render, rounds
+from bot import cards
 from bot.errors import Refusal
 from world import paths
+from world.play import PICK, VOTE
+from world.settings import MAX_VOTE_SECONDS, MIN_VOTE_SECONDS
 
 if TYPE_CHECKING:
     from bot.app import SharedWorldBot
 
 MODE_CHOICES = [
-    app_commands.Choice(name="vote: members vote, the round closes on time", value=play.VOTE),
-    app_commands.Choice(name="pick: the first click decides", value=play.PICK),
+    app_commands.Choice(name="vote: members vote, the round closes on time", value=VOTE),
+    app_commands.Choice(name="pick: the first click decides", value=PICK),
 ]
 ROOT_ALIASES = {"", "start", "root", "/"}
 
@@ -64,21 +66,16 @@ class AdventureCog(
         self,
         interaction: discord.Interaction,
         mode: app_commands.Choice[str] | None = None,
-        vote_seconds: app_commands.Range[int, rounds.MIN_VOTE_SECONDS, rounds.MAX_VOTE_SECONDS]
-        | None = None,
+        vote_seconds: app_commands.Range[int, MIN_VOTE_SECONDS, MAX_VOTE_SECONDS] | None = None,
     ) -> None:
         channel_id, guild_id = _text_channel(interaction)
         await interaction.response.send_message("Starting the adventure here…", ephemeral=True)
         state = await self.bot.director.start(
             channel_id, guild_id, mode=mode.value if mode else None, vote_seconds=vote_seconds
         )
-        how = (
-            "first click decides"
-            if state.mode == play.PICK
-            else f"votes last {state.vote_seconds} s"
-        )
+        how = "first click decides" if state.mode == PICK else f"votes last {state.vote_seconds} s"
         await interaction.edit_original_response(
-            content=f"The adventure runs here at **{render.breadcrumbs(state.current_path)}** "
+            content=f"The adventure runs here at **{cards.breadcrumbs(state.current_path)}** "
             f"({how})."
         )
 
@@ -110,7 +107,7 @@ class AdventureCog(
         state = await self.bot.director.active_channel(channel_id)
         view = await self.bot.service.view(state.world_id, target)  # unreachable: one sentence
         await interaction.response.send_message(
-            f"Going to **{render.breadcrumbs(view.path)}**.", ephemeral=True
+            f"Going to **{cards.breadcrumbs(view.path)}**.", ephemeral=True
         )
         await self.bot.director.goto(channel_id, target)
 
@@ -128,8 +125,8 @@ class AdventureCog(
         for path, title in explored:
             if len(path) > 100:  # Discord's limit for a choice's value; type deeper paths
                 continue
-            name = f"{render.breadcrumbs(path)} — {title or 'untitled'}"
-            choices.append(app_commands.Choice(name=render.clip(name, 100), value=path or "start"))
+            name = f"{cards.breadcrumbs(path)} — {title or 'untitled'}"
+            choices.append(app_commands.Choice(name=cards.clip(name, 100), value=path or "start"))
         return choices[:25]
 
     @app_commands.command(description="Change how this channel chooses")
@@ -142,8 +139,7 @@ class AdventureCog(
         self,
         interaction: discord.Interaction,
         mode: app_commands.Choice[str] | None = None,
-        vote_seconds: app_commands.Range[int, rounds.MIN_VOTE_SECONDS, rounds.MAX_VOTE_SECONDS]
-        | None = None,
+        vote_seconds: app_commands.Range[int, MIN_VOTE_SECONDS, MAX_VOTE_SECONDS] | None = None,
     ) -> None:
         channel_id, _ = _text_channel(interaction)
         state = await self.bot.director.configure(

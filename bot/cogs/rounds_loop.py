@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands, tasks
 
-from bot import play, rounds
+from world.settings import MIN_VOTE_SECONDS
 
 if TYPE_CHECKING:
     from bot.app import SharedWorldBot
 
 log = logging.getLogger(__name__)
 
-MAX_SLEEP_SECONDS = float(rounds.MIN_VOTE_SECONDS)
+MAX_SLEEP_SECONDS = float(MIN_VOTE_SECONDS)
 MIN_SLEEP_SECONDS = 0.05
 
 
@@ -33,7 +33,7 @@ class RoundsLoopCog(commands.Cog):
 
     async def cog_load(self) -> None:
         if self.bot.plays:
-            self.bot.director.on_countdown = self.wake_at
+            self.bot.director.on_countdown(self.wake_at)
             self.tick.start()
 
     async def cog_unload(self) -> None:
@@ -44,11 +44,11 @@ class RoundsLoopCog(commands.Cog):
         if not self._resumed:
             self._resumed = True
             await self.bot.director.resume()
-        await self.bot.director.close_due_rounds()
+        await self.bot.rounds.close_due_rounds()
         dropped = self.bot.vault.sweep()
         if dropped:
             log.info("idle keys forgotten count=%d", dropped)
-        next_closing = await play.next_closing(self.bot.service.db)
+        next_closing = await self.bot.rounds.next_closing()
         self._sleep_until(next_closing, from_iteration=True)
 
     def wake_at(self, closes_at: datetime) -> None:

@@ -9,11 +9,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import play, render
+from bot import cards
 from bot.cogs.adventure import parse_path
-from bot.components import KeyModal
 from bot.errors import Refusal
-from world.types import ClaimOutcome
 
 if TYPE_CHECKING:
     from bot.app import SharedWorldBot
@@ -33,8 +31,7 @@ class WorldAdminCog(
         super().__init__()
 
     async def _world_id(self, interaction: discord.Interaction) -> str:
-        state = await play.get_channel(self.bot.service.db, interaction.channel_id or 0)
-        return self.bot.director.world_for(state)
+        return await self.bot.director.world_of_channel(interaction.channel_id)
 
     @app_commands.command(description="The world's branches, renders and spend")
     @manage_guild
@@ -66,31 +63,7 @@ class WorldAdminCog(
     async def retry(self, interaction: discord.Interaction, path: str) -> None:
         world_id = await self._world_id(interaction)
         target = parse_path(path, self.bot.settings.generation.max_depth)
-        service = self.bot.service
-        provider = service.provider(world_id)
-        credentials = None
-        if provider.needs_key:
-            credentials = self.bot.vault.get(interaction.user.id, provider.name)
-            if credentials is None:
-                form = KeyModal(
-                    channel_id=interaction.channel_id or 0,
-                    path=target,
-                    choice_label=f"Retry {render.breadcrumbs(target)}",
-                    provider_name=provider.display_name,
-                    cost=render.cost_text(service.estimated_cost(world_id)),
-                    retry=True,
-                )
-                self.bot.key_forms.opened(form.custom_id)
-                await interaction.response.send_modal(form)
-                return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        result = await service.retry(world_id, target, credentials, str(interaction.user.id))
-        if result.outcome is ClaimOutcome.REFUSED:
-            raise Refusal(result.message or "That branch cannot be retried.")
-        log.info("admin retry world=%s path=%s outcome=%s", world_id, target, result.outcome.value)
-        await self.bot.director._report_claim(
-            interaction, result, render.cost_text(service.estimated_cost(world_id))
-        )
+        await self.bot.minting.retry_branch(interaction, world_id, target)
 
     @app_commands.command(description="Stop a branch being minted (nothing paid is lost)")
     @app_commands.describe(path="The branch, e.g. 0/2/1")
@@ -101,10 +74,10 @@ class WorldAdminCog(
         await interaction.response.defer(ephemeral=True, thinking=True)
         cancelled = await self.bot.service.cancel(world_id, target)
         if not cancelled:
-            raise Refusal(f"{render.breadcrumbs(target)} is not being minted.")
+            raise Refusal(f"{cards.breadcrumbs(target)} is not being minted.")
         log.info("admin cancel world=%s path=%s", world_id, target)
         await interaction.edit_original_response(
-            content=f"Stopped minting {render.breadcrumbs(target)}; it is unexplored again."
+            content=f"Stopped minting {cards.breadcrumbs(target)}; it is unexplored again."
         )
 
 

@@ -3,6 +3,7 @@
 from tests.fixtures.discord import (  # noqa: F401  (fixtures are found by name)
     discord_settings,
     simcord_bot,
+    simcord_waits,
     world_env,
     world_providers,
     world_service,

@@ -6,7 +6,6 @@ import discord
 from discord import ui
 from sqlalchemy import update
 
-from bot import play
 from bot.components import STALE_SENTENCE
 from tests.fixtures.discord import (
     Server,
@@ -19,6 +18,7 @@ from tests.fixtures.discord import (
     refusals,
     text_of,
 )
+from tests.fixtures.play import rounds_of
 from tests.fixtures.world import wait_until_settled
 from world import scenes
 from world.models import Scene
@@ -46,7 +46,7 @@ async def test_members_are_refused_admin_commands_and_nothing_changes(world_env,
         refused = await member.slash(server.channel, command, **options)
         assert refused.ephemeral and refused.response.content == NEEDS_MANAGE, command
     assert refusals(world_env) == [NEEDS_MANAGE] * 5
-    assert await play.get_channel(world_service.db, server.channel.id) is None
+    assert await world_service.play.get_channel(server.channel.id) is None
     assert not bot_messages(server.channel)
     assert "world status" not in member.available_commands(server.channel)
 
@@ -153,7 +153,7 @@ async def test_unknown_and_stale_buttons_get_a_sentence(world_env, world_service
 
     await server.admin.slash(server.channel, "adventure stop")
     assert latest(server.channel).id == relic.id
-    [round_] = await play.rounds_of(world_service.db, server.channel.id)
+    [round_] = await rounds_of(world_service, server.channel.id)
     assert not round_.is_open
     assert card.id == round_.message_id
 
@@ -183,5 +183,5 @@ async def test_starting_again_replaces_the_card_and_keeps_the_place(world_env, w
     assert all(b.get("disabled") for b in buttons_of(now(server.channel, first)))
     second = latest(server.channel)
     assert second.id != first.id and "first click decides" in text_of(second)
-    state = await play.get_channel(world_service.db, server.channel.id)
+    state = await world_service.play.get_channel(server.channel.id)
     assert (state.mode, state.vote_seconds, state.current_path) == ("pick", 30, "")

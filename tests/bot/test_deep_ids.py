@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot import ids, render
+from bot import cards, ids
 from bot.components import (
     MINT_TEMPLATE,
     NEW_KEY_TEMPLATE,
@@ -87,5 +87,5 @@ def test_malformed_codes_are_refused_in_a_short_sentence(code):
 
 def test_the_clip_attachment_name_is_bounded():
     view = SceneView(world_id="default", path=_deep(DEEPEST), depth=DEEPEST, status=Status.READY)
-    name = render.clip_filename(view)
+    name = cards.clip_filename(view)
     assert name.startswith("scene-2-2-") and name.endswith(".mp4") and len(name) <= 140

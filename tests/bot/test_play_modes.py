@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from bot import play
-from bot.app import build_bot
 from tests.fixtures.discord import (
     Server,
-    attach,
     bot_messages,
     button,
     buttons_of,
@@ -14,10 +11,13 @@ from tests.fixtures.discord import (
     latest,
     mint_finished,
     now,
+    restarted_bot,
     text_of,
 )
+from tests.fixtures.play import rounds_of
 from tests.fixtures.world import renders_started, wait_until_settled
 from world.models import utcnow
+from world.play import VOTE
 
 
 async def start_adventure(env, service, server: Server, **options) -> None:
@@ -103,13 +103,13 @@ async def test_buttons_and_the_countdown_survive_a_restart(
     early = server.member()
     await early.click(card, custom_id=button(card, "1.")["custom_id"])
 
-    await world_env.restart_bot(attach(world_env, build_bot(discord_settings, world_service)))
+    await world_env.restart_bot(restarted_bot(world_env, discord_settings, world_service))
 
     late = server.member()
     after = await late.click(card, custom_id=button(card, "1.")["custom_id"])
     assert after.ephemeral and "You voted for **1." in after.response.content
-    [current] = [r for r in await play.rounds_of(world_service.db, server.channel.id) if r.is_open]
-    assert await play.vote_counts(world_service.db, current.id) == {0: 2}
+    [current] = [r for r in await rounds_of(world_service, server.channel.id) if r.is_open]
+    assert await world_service.play.vote_counts(current.id) == {0: 2}
 
     await world_env.advance_time(60)  # the new process's loop closes the round on time
     await mint_finished(world_env, world_service, "default", "0")
@@ -141,18 +141,17 @@ async def test_a_restart_resumes_only_the_servers_this_process_serves(
     await start_adventure(world_env, world_service, server)
     # A channel of a server that another bot process (another shard) serves: bound in the
     # shared database, unknown to this process.
-    await play.bind_channel(
-        world_service.db,
+    await world_service.play.bind_channel(
         channel_id=987_654_321_000,
         guild_id=123_456_789_000,
         world_id="default",
-        mode=play.VOTE,
+        mode=VOTE,
         vote_seconds=60,
         path="",
         now=utcnow(),
     )
 
-    await world_env.restart_bot(attach(world_env, build_bot(discord_settings, world_service)))
+    await world_env.restart_bot(restarted_bot(world_env, discord_settings, world_service))
     await world_env.advance_time(1)
 
     assert "resuming channel failed" not in caplog.text

@@ -6,16 +6,15 @@ from dataclasses import replace
 
 import pytest
 
-from bot.app import build_bot
 from tests.bot.keyed_provider import GOOD_KEY
 from tests.fixtures.discord import (
     Server,
-    attach,
     button,
     buttons_of,
     latest,
     mint_finished,
     now,
+    restarted_bot,
     text_of,
 )
 from world import logsafe
@@ -182,7 +181,7 @@ async def test_a_key_form_opened_before_a_restart_gets_an_answer(
     member = server.member()
     form = await member.click(mint, custom_id=button(mint, ROOT_MINT)["custom_id"])
 
-    await world_env.restart_bot(attach(world_env, build_bot(discord_settings, world_service)))
+    await world_env.restart_bot(restarted_bot(world_env, discord_settings, world_service))
     answered = await member.submit_modal(form, {"api_key": GOOD_KEY})
 
     assert answered.ephemeral and "opened before the bot restarted" in answered.response.content

@@ -1,4 +1,4 @@
-"""Pure rendering: scene cards, mint cards, progress cards, as Components V2 layouts.
+"""Card layouts: scene cards, mint cards, progress cards, as Components V2 layouts.
 
 Nothing here touches the network or the database: every function takes plain values and
 returns text or a `discord.ui.LayoutView`, so it is unit-tested without Discord. Limits kept
@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 import discord
 from discord import ui
 
-from bot import rounds
 from bot.components import ChoiceButton, MintButton
-from bot.play import PICK, RoundState
+from bot.rules import relative_time
 from world import paths
+from world.play import PICK, RoundState
 from world.types import UNCERTAIN, ChildState, ChoiceView, SceneView, Status
 
 MAX_TEXT = 4000
@@ -41,6 +40,30 @@ class Media:
 
 
 # -- small text pieces ---------------------------------------------------------------
+# Plain, key-free reasons for the codes a provider error can carry.
+FAILURE_REASONS = {
+    "invalid_key": "the provider rejected the contributor's key",
+    "quota": "the contributor's key ran out of quota",
+    "rate_limited": "the provider is rate-limiting the contributor's key",
+    "permission": "the contributor's key may not use this video model",
+    "no_video_access": "the contributor's key is a free-tier key, which cannot make videos",
+    "blocked": "the video provider refused to make this scene",
+    "storage": "the clip could not be stored yet",
+}
+
+
+def failure_reason(code: str | None, detail: str | None) -> str:
+    """Why a mint failed, as a clause for a sentence."""
+    if code in FAILURE_REASONS:
+        return FAILURE_REASONS[code]
+    return (detail or "something went wrong while making it").rstrip(".")
+
+
+def choice_name(label: str | None, index: int) -> str:
+    """A clicked button's label without its state suffix ("2. Hide · instant" -> "2. Hide")."""
+    if not label:
+        return f"choice {index + 1}"
+    return label.split(" · ", 1)[0]
 
 
 def clip_filename(view: SceneView) -> str:
@@ -239,7 +262,7 @@ def _round_footer(view: SceneView, round: RoundState | None, winner: int | None)
         return "-# Time is up but nobody has voted yet: the first vote starts a new countdown."
     return (
         f"-# Vote by clicking a choice (you can change your vote). "
-        f"Voting closes {rounds.relative_time(round.closes_at)}."
+        f"Voting closes {relative_time(round.closes_at)}."
     )
 
 
@@ -331,7 +354,3 @@ def where_text(view_titles: list[tuple[str, str | None]], path: str) -> str:
 
 def clip_lines(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def countdown(moment: datetime) -> str:
-    return rounds.relative_time(moment)
