@@ -22,18 +22,20 @@ OPENROUTER_WORLD = {
 async def _check(tmp_path: Path, **env: str) -> tuple[int, str, str]:
     """Run the real command in a subprocess (the fake keeps serving on this event loop)."""
     environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("R2_", "DISCORD_", "WORLD_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("R2_", "DISCORD_", "WORLD_", "SHARED_WORLD_CONFIG"))
     }
+    # no config file in cwd (tmp_path) and no SHARED_WORLD_CONFIG: the built-in defaults
     environment.update(
         DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}",
-        SHARED_WORLD_CONFIG=str(tmp_path / "absent.toml"),
         **env,
     )
     for args in (("db", "upgrade"), ("check",)):
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "world.cli",
+            "shared_world",
             *args,
             cwd=tmp_path,
             env=environment,

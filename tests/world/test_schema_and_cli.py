@@ -24,15 +24,17 @@ async def test_the_service_refuses_an_unmigrated_database_and_names_the_command(
 
 def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("R2_", "DISCORD_", "WORLD_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("R2_", "DISCORD_", "WORLD_", "SHARED_WORLD_CONFIG"))
     }
+    # no config file in cwd (tmp_path) and no SHARED_WORLD_CONFIG: the built-in defaults
     environment.update(
         DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}",
-        SHARED_WORLD_CONFIG=str(tmp_path / "absent.toml"),
         **env,
     )
     return subprocess.run(
-        [sys.executable, "-m", "world.cli", *args],
+        [sys.executable, "-m", "shared_world", *args],
         cwd=tmp_path,
         env=environment,
         capture_output=True,
@@ -101,7 +103,7 @@ async def test_check_warns_when_the_processes_would_exhaust_max_connections(
 ):
     from dataclasses import replace
 
-    from world.check import run_checks
+    from shared_world.check import run_checks
     from world.db import Database
 
     settings = make_settings(tmp_path, postgres_database)

@@ -1,8 +1,14 @@
-"""`shared-world check`: one line per check, ok or what to fix; exit 1 on any failure."""
+"""`shared-world check`: one line per check, ok or what to fix; exit 1 on any failure.
+
+Owns the checks (settings and which config file they came from, database, storage, providers,
+the Discord token) and the bot's invite URL with the exact Discord permission bits it needs:
+those are process wiring, not domain, so they live here rather than in world/.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -19,7 +25,15 @@ REQUIRED_PERMISSIONS = {
 }
 
 
+def settings_source(settings: Settings) -> str:
+    """Where the settings came from, in words: the config file read, or the built-in defaults."""
+    if settings.config_path is None:
+        return "built-in defaults (no config file)"
+    return f"read {os.path.abspath(settings.config_path)}"
+
+
 def invite_url(application_id: int | str = "YOUR_APPLICATION_ID") -> str:
+    """The OAuth2 URL that adds the bot with its slash commands and exactly the permissions."""
     permissions = sum(REQUIRED_PERMISSIONS.values())
     return (
         "https://discord.com/oauth2/authorize"
@@ -28,6 +42,7 @@ def invite_url(application_id: int | str = "YOUR_APPLICATION_ID") -> str:
 
 
 async def run_checks(settings: Settings, *, echo: Callable[[str], None] = print) -> int:
+    """Run every check, `echo` one line each (then the invite URL); 1 if any failed, else 0."""
     failures = 0
 
     async def check(name: str, probe: Callable[[], Awaitable[str]]) -> None:
@@ -41,7 +56,7 @@ async def run_checks(settings: Settings, *, echo: Callable[[str], None] = print)
 
     async def settings_probe() -> str:
         worlds = ", ".join(f"{w.id} ({w.provider})" for w in settings.worlds)
-        return f"valid; worlds: {worlds}"
+        return f"{settings_source(settings)}; worlds: {worlds}"
 
     async def database_probe() -> str:
         db = Database.from_settings(settings.database)
