@@ -10,7 +10,7 @@ two processes could race on is a conditional UPDATE whose rowcount says who won.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,34 +60,17 @@ class RoundState:
     def is_open(self) -> bool:
         return self.status == OPEN
 
+    @classmethod
+    def from_row(cls, row: Round) -> RoundState:
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
 
 def _channel_state(row: Channel) -> ChannelState:
-    return ChannelState(
-        channel_id=row.channel_id,
-        guild_id=row.guild_id,
-        world_id=row.world_id,
-        current_path=row.current_path,
-        mode=row.mode,
-        vote_seconds=row.vote_seconds,
-        active=row.active,
-        card_message_id=row.card_message_id,
-        progress_message_id=row.progress_message_id,
-    )
+    return ChannelState(**{f.name: getattr(row, f.name) for f in fields(ChannelState)})
 
 
 def _round_state(row: Round) -> RoundState:
-    return RoundState(
-        id=row.id,
-        channel_id=row.channel_id,
-        world_id=row.world_id,
-        path=row.path,
-        mode=row.mode,
-        status=row.status,
-        message_id=row.message_id,
-        opened_at=row.opened_at,
-        closes_at=row.closes_at,
-        winner_index=row.winner_index,
-    )
+    return RoundState.from_row(row)
 
 
 def _insert(session: AsyncSession) -> Any:

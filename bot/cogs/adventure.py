@@ -22,6 +22,7 @@ MODE_CHOICES = [
     app_commands.Choice(name="pick: the first click decides", value=PICK),
 ]
 ROOT_ALIASES = {"", "start", "root", "/"}
+VOTE_RANGE = f"{MIN_VOTE_SECONDS} to {MAX_VOTE_SECONDS}"
 
 manage_guild = app_commands.checks.has_permissions(manage_guild=True)
 
@@ -55,7 +56,7 @@ class AdventureCog(
     @app_commands.command(description="Start (or resume) the adventure in this channel")
     @app_commands.describe(
         mode="How the channel chooses (default: vote)",
-        vote_seconds="How long each vote lasts, in seconds (10 to 86400)",
+        vote_seconds=f"How long each vote lasts, in seconds ({VOTE_RANGE})",
     )
     @app_commands.choices(mode=MODE_CHOICES)
     @manage_guild
@@ -131,7 +132,7 @@ class AdventureCog(
 
     @app_commands.command(description="Change how this channel chooses")
     @app_commands.describe(
-        mode="vote or pick", vote_seconds="How long each vote lasts (10 to 86400 s)"
+        mode="vote or pick", vote_seconds=f"How long each vote lasts, in seconds ({VOTE_RANGE})"
     )
     @app_commands.choices(mode=MODE_CHOICES)
     @manage_guild
