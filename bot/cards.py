@@ -46,7 +46,7 @@ FAILURE_REASONS = {
     "quota": "the contributor's key ran out of quota",
     "rate_limited": "the provider is rate-limiting the contributor's key",
     "permission": "the contributor's key may not use this video model",
-    "no_video_access": "the contributor's key is a free-tier key, which cannot make videos",
+    "no_video_access": "the contributor's key cannot make videos (a free-tier key, or no billing)",
     "blocked": "the video provider refused to make this scene",
     "storage": "the clip could not be stored yet",
 }

@@ -151,6 +151,9 @@ class ProviderSettings:
     openai_base_url: str = "https://api.openai.com/v1"
     gemini_base_url: str | None = None
     gemini_api_version: str = "v1beta"
+    # A host's own Gemini key, only for `shared-world check` to look the configured models up
+    # (env GEMINI_API_KEY_FOR_CHECK; never read from the file, never used to pay for scenes).
+    gemini_check_api_key: str | None = field(default=None, repr=False)
     request_timeout_seconds: float = 180.0
     # A paid create that has not answered after this long is given up (never re-sent).
     create_timeout_seconds: float = 60.0
@@ -323,6 +326,7 @@ SECRETS_IN_ENV: dict[tuple[str, str], str] = {
     ("storage", "access_key_id"): "R2_ACCESS_KEY_ID / R2_SECRET_ACCESS_KEY",
     ("storage", "secret_access_key"): "R2_ACCESS_KEY_ID / R2_SECRET_ACCESS_KEY",
     ("generation", "contributor_salt"): "CONTRIBUTOR_SALT",
+    ("providers", "gemini_check_api_key"): "GEMINI_API_KEY_FOR_CHECK",
 }
 _SECTION_NAMES = ", ".join((*SECTIONS, "worlds"))
 
@@ -533,6 +537,8 @@ ENV_OVERRIDES: tuple[EnvOverride, ...] = (
     EnvOverride(("OPENAI_API_BASE", "OPENAI_BASE_URL"), "providers", "openai_base_url"),
     EnvOverride(("OPENROUTER_BASE_URL",), "providers", "openrouter_base_url"),
     EnvOverride(("GEMINI_BASE_URL",), "providers", "gemini_base_url"),
+    EnvOverride(("GEMINI_API_VERSION",), "providers", "gemini_api_version"),
+    EnvOverride(("GEMINI_API_KEY_FOR_CHECK",), "providers", "gemini_check_api_key"),
     # discord and the top level
     EnvOverride(("DISCORD_TOKEN",), "discord", "token"),
     EnvOverride(("LOG_LEVEL",), "top", "log_level"),
@@ -601,6 +607,7 @@ def load_settings(
 
 _WORLD_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _VIDEO_SIZE = re.compile(r"^(\d{2,4})x(\d{2,4})$")
+_API_VERSION = re.compile(r"^v\d+[a-z0-9]*$")
 
 
 def _validate_world(where: str, world: WorldSettings) -> list[str]:
@@ -692,6 +699,16 @@ def _validate_storage(settings: Settings) -> list[str]:
             for key, env_name in _S3_REQUIRED
             if not getattr(storage, key)
         )
+    elif storage.bucket and not (storage.access_key_id and storage.secret_access_key):
+        # A bucket without its credentials would otherwise leave clips silently on local disk.
+        missing = [env_name for key, env_name in _S3_REQUIRED[1:3] if not getattr(storage, key)]
+        endpoint = "" if storage.endpoint_url else " (and R2_ACCOUNT_ID or S3_ENDPOINT_URL)"
+        problems.append(
+            f"storage.bucket (R2_BUCKET_NAME) is {storage.bucket!r} but "
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; set "
+            f"{'it' if len(missing) == 1 else 'both'}{endpoint} to keep clips in the bucket, "
+            "or remove the bucket to keep them on local disk."
+        )
     if not 1 <= storage.signed_url_ttl <= MAX_SIGNED_URL_TTL:
         problems.append(
             f"storage.signed_url_ttl (R2_SIGNED_URL_TTL): {storage.signed_url_ttl} is out of "
@@ -709,6 +726,18 @@ def _validate_providers(settings: Settings) -> list[str]:
         for name in ("openrouter_base_url", "openai_base_url")
         if not getattr(prov, name).startswith(("http://", "https://"))
     ]
+    if prov.gemini_base_url is not None and not prov.gemini_base_url.startswith(
+        ("http://", "https://")
+    ):
+        problems.append(
+            f"providers.gemini_base_url (GEMINI_BASE_URL): {prov.gemini_base_url!r} is not an "
+            "http(s) URL."
+        )
+    if not _API_VERSION.match(prov.gemini_api_version):
+        problems.append(
+            f"providers.gemini_api_version (GEMINI_API_VERSION): {prov.gemini_api_version!r} is "
+            "not an API version; use e.g. v1beta or v1."
+        )
     if prov.create_timeout_seconds <= 0 or prov.request_timeout_seconds <= 0:
         problems.append(
             "providers: create_timeout_seconds and request_timeout_seconds must be above 0."

@@ -31,7 +31,7 @@ def build_provider(world: WorldSettings, providers: ProviderSettings, data_dir: 
 
         return OpenAIProvider(world, providers)
     if name == "gemini":
-        raise NotImplementedError(
-            "The gemini provider is not available yet; use openrouter, openai or offline."
-        )
+        from world.providers.gemini import GeminiProvider
+
+        return GeminiProvider(world, providers)
     raise ValueError(f"Unknown provider {name!r}; use openrouter, openai, gemini or offline.")
