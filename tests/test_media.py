@@ -1,15 +1,17 @@
-"""world.media: title-card clips, last-frame extraction and probing, checked with PyAV."""
+"""world.media: animated scene clips, last-frame extraction and probing, checked with PyAV."""
 
 from __future__ import annotations
 
 import io
+import itertools
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops, ImageStat
 
 from world import media
 from world.media import (
@@ -17,10 +19,15 @@ from world.media import (
     VideoInfo,
     extract_last_frame_png,
     probe,
+    render_scene_clip,
     render_title_card,
 )
 
 WIDTH, HEIGHT = 320, 180
+CHOICES = ("Leap after the Warden", "Trick the Warden with the ribbon", "Hide and watch")
+PORTALS = ((255, 176, 32), (40, 200, 110), (150, 80, 235))
+MOTION = 2.0  # mean absolute difference (0-255, over R, G and B) that counts as "it moved"
+SAME = 0.5  # ...and below which two frames are the same picture (encoder noise aside)
 
 
 @dataclass(frozen=True)
@@ -47,14 +54,54 @@ def _render(path: Path, title: str, *, seconds: int = 4, fps: int = 12) -> Card:
     return Card(path, size, seconds, fps, tuple(progress))
 
 
+def _scene(
+    path: Path,
+    *,
+    seed: str = "0/1",
+    palette_seed: str = "default",
+    title: str = "Shardfall in the Clockwork Jungle",
+    choices: tuple[str, ...] = CHOICES,
+    seconds: int = 4,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+) -> Card:
+    """An offline scene clip as the offline provider makes one (24 fps, the three choices)."""
+    progress: list[int] = []
+    clip_size = render_scene_clip(
+        path,
+        title=title,
+        subtitle="The Courier in a clockwork jungle goes after a shard",
+        choices=choices,
+        seed=seed,
+        palette_seed=palette_seed,
+        portals=PORTALS,
+        seconds=seconds,
+        width=size[0],
+        height=size[1],
+        fps=24,
+        progress=progress.append,
+    )
+    return Card(path, clip_size, seconds, 24, tuple(progress))
+
+
 @pytest.fixture(scope="session")
 def cards(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Card]:
-    """Rendered once per run: two short cards with different titles and a longer 24 fps one."""
+    """Rendered once per run: two short 12 fps title cards with different titles, a longer
+    24 fps one, and offline scene clips: one branch twice, another branch, another world, the
+    same branch with another title, with other choices, and a 640x360 one."""
     root = tmp_path_factory.mktemp("cards")
     return {
         "nexus": _render(root / "nexus.mp4", "The Nexus Gate Awakens"),
         "jungle": _render(root / "jungle.mp4", "Shardfall in the Clockwork Jungle"),
         "long": _render(root / "nested" / "long.mp4", "A Longer Chase", seconds=8, fps=24),
+        "scene": _scene(root / "scene.mp4"),
+        "scene_again": _scene(root / "again" / "scene.mp4"),
+        "other_path": _scene(root / "other-path.mp4", seed="2/0"),
+        "other_world": _scene(root / "other-world.mp4", palette_seed="noir"),
+        "retitled": _scene(root / "retitled.mp4", title="A Different Title Entirely"),
+        "rechosen": _scene(
+            root / "rechosen.mp4", choices=("Run", "Hide in the dark", "Bargain with Vex")
+        ),
+        "large": _scene(root / "large.mp4", seconds=2, size=(640, 360)),
     }
 
 
@@ -83,6 +130,15 @@ def _frames(path: Path) -> list[av.VideoFrame]:
 
 def _pixels(frame: av.VideoFrame) -> bytes:
     return frame.to_image().convert("RGB").tobytes()
+
+
+def _images(path: Path) -> list[Image.Image]:
+    return [frame.to_image().convert("RGB") for frame in _frames(path)]
+
+
+def _difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference of two frames, 0-255, averaged over R, G and B."""
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
 
 
 def test_title_card_is_real_h264_yuv420p_of_the_right_size_and_length(
@@ -123,8 +179,108 @@ def test_title_card_reports_progress_up_to_100(cards: dict[str, Card]) -> None:
 def test_title_card_frames_animate_and_titles_differ(cards: dict[str, Card]) -> None:
     nexus = _frames(cards["nexus"].path)
     jungle = _frames(cards["jungle"].path)
-    assert _pixels(nexus[0]) != _pixels(jungle[0])
-    assert _pixels(nexus[0]) != _pixels(nexus[-1])  # the bar grows across the clip
+    assert _pixels(nexus[0]) != _pixels(jungle[0])  # the scene is keyed by the title
+    assert _pixels(nexus[0]) != _pixels(nexus[-1])
+
+
+# --------------------------------------------------------------------------- scene clips
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "seconds"), [("scene", (320, 180), 4), ("large", (640, 360), 2)]
+)
+def test_scene_clip_is_h264_yuv420p_of_the_asked_size_and_length(
+    cards: dict[str, Card], name: str, size: tuple[int, int], seconds: int
+) -> None:
+    card = cards[name]
+    info = probe(card.path)
+    assert (info.width, info.height) == size
+    assert (info.codec, info.pix_fmt) == ("h264", "yuv420p")
+    assert info.frames == seconds * 24
+    assert abs(info.duration_seconds - seconds) <= 1 / 24 + 1e-6
+    with av.open(str(card.path)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.codec_context.pix_fmt) == ("h264", "yuv420p")
+        frames = list(container.decode(stream))
+    assert len(frames) == seconds * 24
+    assert {(f.width, f.height) for f in frames} == {size}
+    assert {f.format.name for f in frames} == {"yuv420p"}
+    last = frames[-1]
+    assert abs(float(last.pts * last.time_base) + 1 / 24 - seconds) <= 1 / 24 + 1e-6
+    assert card.size == card.path.stat().st_size
+    assert card.size < 600_000 * seconds / 4  # far below Discord's upload limit
+    assert card.progress[-1] == 100 and list(card.progress) == sorted(card.progress)
+
+
+def test_scene_clip_moves(cards: dict[str, Card]) -> None:
+    images = _images(cards["scene"].path)
+    first, middle, last = images[0], images[len(images) // 2], images[-1]
+    assert _difference(first, middle) > MOTION
+    assert _difference(middle, last) > MOTION
+    steps = [_difference(a, b) for a, b in itertools.pairwise(images)]
+    assert all(step > 0 for step in steps), "two consecutive frames are identical"
+    assert sum(step > 0.05 for step in steps) >= len(steps) * 0.9  # it keeps moving
+    quarter = len(images) // 4  # the camera pans: the first quarter alone moves too
+    assert _difference(images[0], images[quarter]) > MOTION
+
+
+def test_scene_clip_is_deterministic(cards: dict[str, Card]) -> None:
+    one, two = cards["scene"], cards["scene_again"]
+    assert one.path.read_bytes() == two.path.read_bytes()
+    assert [_pixels(f) for f in _frames(one.path)] == [_pixels(f) for f in _frames(two.path)]
+
+
+@pytest.mark.parametrize("other", ["other_path", "other_world"])
+def test_scene_clips_of_other_branches_and_worlds_look_different(
+    cards: dict[str, Card], other: str
+) -> None:
+    mine, theirs = _images(cards["scene"].path), _images(cards[other].path)
+    for index in (0, len(mine) // 2, -1):
+        assert _difference(mine[index], theirs[index]) > MOTION * 4
+
+
+def test_scene_clip_fades_the_title_in(cards: dict[str, Card]) -> None:
+    """Same branch, another title: the first frame (nothing written yet) is the same picture;
+    a second in, the title is there."""
+    mine, retitled = _images(cards["scene"].path), _images(cards["retitled"].path)
+    assert _difference(mine[0], retitled[0]) < SAME
+    assert _difference(mine[24], retitled[24]) > MOTION
+    assert _difference(mine[-1], retitled[-1]) > MOTION
+
+
+def test_scene_clip_teases_the_choices_in_the_last_second(cards: dict[str, Card]) -> None:
+    """Same branch, other choices: the same clip until the last second and a bit, then not."""
+    mine, rechosen = _images(cards["scene"].path), _images(cards["rechosen"].path)
+    for index in (0, 24, 48, 60):  # up to 2.5 s of 4
+        assert _difference(mine[index], rechosen[index]) < SAME, index
+    assert _difference(mine[-1], rechosen[-1]) > MOTION / 2
+
+
+def test_scene_clip_last_frame_is_the_settled_scene_with_the_choices(
+    cards: dict[str, Card],
+) -> None:
+    card = cards["scene"]
+    png = Image.open(io.BytesIO(extract_last_frame_png(card.path))).convert("RGB")
+    assert png.size == (WIDTH, HEIGHT)
+    assert png.tobytes() == _pixels(_frames(card.path)[-1])
+    images = _images(card.path)
+    assert _difference(images[-2], images[-1]) < MOTION  # the camera has come to rest
+
+
+def test_scene_clip_is_cheap(tmp_path: Path) -> None:
+    """The issue's budget: well under a second of CPU for a 4 s 640x360 clip."""
+    started = time.process_time()
+    _scene(tmp_path / "budget.mp4", size=(640, 360))
+    assert time.process_time() - started < 1.0
+
+
+@pytest.mark.parametrize("size", [(16, 16), (64, 36), (160, 90), (330, 186)])
+def test_scene_clips_of_small_and_unaligned_sizes(tmp_path: Path, size: tuple[int, int]) -> None:
+    card = _scene(tmp_path / "small.mp4", seconds=1, size=size)
+    info = probe(card.path)
+    assert (info.width, info.height, info.frames) == (*size, 24)
+    png = Image.open(io.BytesIO(extract_last_frame_png(card.path)))
+    assert png.size == size
 
 
 def test_title_card_leaves_no_partial_files(cards: dict[str, Card]) -> None:

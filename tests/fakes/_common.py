@@ -117,7 +117,9 @@ async def read_multipart(request: web.Request) -> list[FormPart]:
     """
     body = await request.read()
     loop = asyncio.get_running_loop()
-    stream = StreamReader(BaseProtocol(loop), limit=2**16, loop=loop)
+    # The limit is above the body's size: past 2x the limit the reader would pause a protocol
+    # that has no transport (bodies are already in memory here).
+    stream = StreamReader(BaseProtocol(loop), limit=max(2**16, len(body)), loop=loop)
     stream.feed_data(body)
     stream.feed_eof()
     reader = MultipartReader(request.headers, stream)

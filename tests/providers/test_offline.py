@@ -7,10 +7,14 @@ import json
 import re
 import time
 import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import av
 import pytest
+from PIL import ImageChops, ImageStat
 
 from tests.fixtures.faulty_offline import (
     BLOCK_MARKER,
@@ -29,7 +33,8 @@ from world.providers.base import (
     RenderStatus,
     SummaryRequest,
 )
-from world.providers.offline import OfflineProvider
+from world.providers.offline import CLIP_FPS, OfflineProvider
+from world.providers.offline_story import clip_look
 from world.settings import DEFAULT_BASE_PROMPT, DEFAULT_GUIDANCE, ProviderSettings, WorldSettings
 from world.types import Credentials
 
@@ -143,8 +148,8 @@ def test_build_provider(tmp_path: Path) -> None:
     built = build_provider(WorldSettings(id="default"), FAST, tmp_path)
     assert isinstance(built, OfflineProvider)
     assert built.jobs_dir == tmp_path / "offline-jobs"
-    with pytest.raises(NotImplementedError, match="The gemini provider is not available"):
-        build_provider(WorldSettings(id="default", provider="gemini"), FAST, tmp_path)
+    with pytest.raises(ValueError, match="Unknown provider"):
+        build_provider(WorldSettings(id="default", provider="nope"), FAST, tmp_path)
 
 
 # --------------------------------------------------------------------------- planning
@@ -202,6 +207,197 @@ async def test_child_narration_follows_the_chosen_choice(provider: OfflineProvid
     first_words = " ".join(root.choices[2].label.split()[:4]).lower()
     assert first_words in child.narration.lower()
     assert first_words in child.video_prompt.lower()
+
+
+STORY = tomllib.loads(
+    resources.files("world.providers").joinpath("offline_story.toml").read_text("utf-8")
+)
+COLOURS = tuple(STORY["words"]["colours"])
+WORLDS = ("default", "alpha", "noir")
+CUSTOM_PROMPT = (
+    "Rain on neon. A detective hunts a stolen moon across a flooded city of glass towers. "
+    "Every witness lies a little, and the tide rises with each wrong guess."
+)
+CUSTOM_GUIDANCE = "Tone: hardboiled but kind. Keep every scene under a minute of story time."
+
+
+@dataclass(frozen=True)
+class Thing:
+    """Something a choice can name: how to spot it in a label, and the forms the narration
+    may name it by (its first mention, or its later one without a leading "the ")."""
+
+    kind: str
+    spotted_by: tuple[str, ...]
+    named_as: tuple[str, ...]
+
+
+def _named(kind: str, entries: list[dict[str, str]]) -> list[Thing]:
+    return [
+        Thing(kind, (e["name"], e["short"]), (e["name"], e["short"].removeprefix("the ")))
+        for e in entries
+    ]
+
+
+THINGS = (
+    _named("rival", STORY["rivals"])
+    + _named("ally", STORY["allies"])
+    + _named("gadget", STORY["gadgets"])
+    + [
+        Thing(kind, (p[kind],), (p[kind],))
+        for p in STORY["places"]
+        for kind in ("name", "hazard", "cover", "sound")
+    ]
+    + [Thing("rift", ("Rift",), ("Rift",))]
+)
+
+
+def colours_in(text: str) -> list[str]:
+    return [c for c in COLOURS if re.search(rf"\b{c}\b", text)]
+
+
+def portal_colours_in(text: str) -> set[str]:
+    """The colours `text` gives a portal ("the amber portal", not the Rift's "violet inch")."""
+    return {c for c in COLOURS if re.search(rf"\b{c} portal", text)}
+
+
+def plans_by_path(
+    world_id: str,
+    depth: int,
+    *,
+    prompt: str = DEFAULT_BASE_PROMPT,
+    guidance: str = DEFAULT_GUIDANCE,
+) -> Iterator[tuple[str, str | None, Plan]]:
+    """(path, the choice that led there, plan) for every path to `depth`, parents first, each
+    planned once with its parent's label as the chosen choice."""
+    from world.providers.offline_story import plan_scene
+
+    def request(path: str, chosen: str | None) -> PlanRequest:
+        return PlanRequest(
+            world_id=world_id,
+            base_prompt=prompt,
+            guidance=guidance,
+            path=path,
+            depth=len(path.split("/")) if path else 0,
+            video_seconds=8,
+            model="local",
+            chosen_choice=chosen,
+        )
+
+    frontier = [("", None)]
+    while frontier:
+        path, chosen = frontier.pop(0)
+        plan = plan_scene(request(path, chosen))
+        yield path, chosen, plan
+        if (len(path.split("/")) if path else 0) < depth:
+            frontier += [
+                (f"{path}/{i}" if path else str(i), c.label) for i, c in enumerate(plan.choices)
+            ]
+
+
+def assert_narration_names_what_the_choices_name(plan: Plan, *, root: bool) -> None:
+    """The agreement rule. Every rival, ally, gadget, place, hazard, cover, portal sound and
+    the Rift that a choice (label or short label) names is named in the narration too; every
+    portal colour a choice names is a colour the narration gives a portal (a later scene has
+    one portal: the narration, past the sentence on the choice taken, names no other colour,
+    and names the place it opens onto when a choice goes through it). In the opening,
+    the narration gives each portal one colour and one sound ("one amber and ticking like a
+    giant clock"), and each choice names exactly one portal: its colour, and if it names a
+    sound, that portal's sound and no other."""
+    narration = plan.narration
+    for choice in plan.choices:
+        for text in (choice.label, choice.short_label):
+            for thing in THINGS:
+                if any(form in text for form in thing.spotted_by):
+                    assert any(form in narration for form in thing.named_as), (
+                        f"the choice {text!r} names the {thing.kind} {thing.spotted_by[0]!r}, "
+                        f"the narration does not: {narration!r}"
+                    )
+            for colour in colours_in(text):
+                assert re.search(rf"\b{colour}\b", narration), (text, narration)
+    if not root:
+        named = {c for choice in plan.choices for c in portal_colours_in(choice.label)}
+        assert len(named) <= 1, plan.choices  # a later scene has one portal
+        now = " ".join(re.split(r"(?<=[.!?])\s+", narration)[1:])  # after the choice taken
+        assert not named or portal_colours_in(now) == named, (narration, named)
+        return
+    portals = dict(re.findall(r"one (\w+) and ([^,.]+)", narration))
+    assert len(portals) == 3, narration
+    sounds = {p["sound"] for p in STORY["places"]}
+    assert set(portals.values()) <= sounds, portals
+    for choice in plan.choices:
+        for text in (choice.label, choice.short_label):
+            named = colours_in(text)
+            assert len(named) == 1 and named[0] in portals, (text, portals)
+            others = [sound for colour, sound in portals.items() if colour != named[0]]
+            assert not [s for s in others if s in text], f"{text!r}: another portal's sound"
+        assert portals[colours_in(choice.label)[0]] in choice.label, (choice.label, portals)
+
+
+def test_narration_and_choices_agree_over_many_paths() -> None:
+    seen = 0
+    for world_id in WORLDS:
+        for path, chosen, plan in plans_by_path(world_id, 4):
+            assert_contract(plan, root=path == "")
+            assert_narration_names_what_the_choices_name(plan, root=path == "")
+            if chosen is not None:
+                assert " ".join(chosen.split()[:4]).lower() in plan.narration.lower()
+            seen += 1
+    assert seen >= 300
+
+
+def test_a_choice_naming_a_character_leads_to_a_scene_with_them() -> None:
+    checked = 0
+    for path, chosen, plan in plans_by_path("default", 4):
+        if chosen is None:
+            continue
+        for thing in THINGS:
+            if thing.kind in ("rival", "ally") and thing.spotted_by[1] in chosen:
+                now = " ".join(re.split(r"(?<=[.!?])\s+", plan.narration)[1:])
+                assert any(form in now for form in thing.named_as), (path, chosen, now)
+                checked += 1
+    assert checked > 50
+
+
+def _runs(text: str, length: int = 6) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9']+", text.lower().replace("\u2019", "'"))
+    return {tuple(words[i : i + length]) for i in range(len(words) - length + 1)}
+
+
+@pytest.mark.parametrize(
+    ("prompt", "guidance"),
+    [(DEFAULT_BASE_PROMPT, DEFAULT_GUIDANCE), (CUSTOM_PROMPT, CUSTOM_GUIDANCE)],
+    ids=["default", "custom"],
+)
+async def test_no_prompt_text_leaks_into_plans_or_summaries(
+    provider: OfflineProvider, prompt: str, guidance: str
+) -> None:
+    """No run of six words from the world's prompt or guidance (so no sentence of them) is in
+    any plan field (title, narration, labels, video prompt) or in any summary."""
+    forbidden = _runs(prompt) | _runs(guidance)
+    summaries: dict[str, str] = {}
+    checked = 0
+    for path, _chosen, plan in plans_by_path("default", 3, prompt=prompt, guidance=guidance):
+        parent = path.rpartition("/")[0] if path else None
+        summary = await provider.summarise(
+            SummaryRequest(
+                world_id="default",
+                base_prompt=prompt,
+                model="local",
+                previous_summary=summaries.get(parent) if parent is not None else None,
+                narration=plan.narration,
+                choices=tuple(c.label for c in plan.choices),
+            ),
+            None,
+        )
+        summaries[path] = summary
+        fields = [plan.title, plan.narration, plan.video_prompt, summary]
+        fields += [text for c in plan.choices for text in (c.label, c.short_label)]
+        for text in fields:
+            leaked = _runs(text) & forbidden
+            assert not leaked, f"{' '.join(sorted(leaked)[0])!r} leaked into {text!r}"
+        checked += 1
+    assert checked == len(all_paths(3))
+    assert "Stakes:" in summaries[""] and "multiverse" not in summaries[""]
 
 
 async def test_blockme_choice_is_blocked(faulty: FaultyOfflineProvider) -> None:
@@ -266,6 +462,58 @@ async def test_render_progress_is_monotonic_and_ends_done(
     assert size == (tmp_path / "clip.mp4").stat().st_size
     assert (info.width, info.height, info.codec) == (160, 90, "h264")
     assert info.duration_seconds == pytest.approx(1, abs=0.1)
+
+
+def _mean_difference(a: av.VideoFrame, b: av.VideoFrame) -> float:
+    diff = ImageChops.difference(a.to_image().convert("RGB"), b.to_image().convert("RGB"))
+    return sum(ImageStat.Stat(diff).mean) / 3
+
+
+async def test_the_clip_is_the_scene_drawn_and_moving(jobs_dir: Path, tmp_path: Path) -> None:
+    """At the default size and length: H.264 yuv420p, 320x180, 4 s at 24 fps, moving, the
+    same bytes for the same branch and a different picture for another."""
+    settings = ProviderSettings(offline_render_seconds=0.0)
+    assert (settings.offline_width, settings.offline_height) == (320, 180)
+    provider = OfflineProvider(settings, jobs_dir)
+    clips = {}
+    for name, path in (("root", ""), ("again", ""), ("child", "1")):
+        plan = await walk(provider, path)
+        request = RenderRequest(
+            world_id="default",
+            path=path,
+            prompt=plan.video_prompt,
+            title=plan.title,
+            model="local",
+            size="1280x720",
+            seconds=8,
+        )
+        job_id = await provider.start_render(request, None)
+        clips[name] = tmp_path / f"{name}.mp4"
+        assert await provider.download(job_id, None, clips[name]) < 400_000
+    info = probe(clips["root"])
+    assert (info.width, info.height, info.codec, info.pix_fmt) == (320, 180, "h264", "yuv420p")
+    assert info.frames == settings.offline_clip_seconds * CLIP_FPS
+    assert abs(info.duration_seconds - settings.offline_clip_seconds) <= 1 / CLIP_FPS + 1e-6
+    with av.open(str(clips["root"])) as container:
+        frames = list(container.decode(video=0))
+    assert len(frames) == 4 * CLIP_FPS
+    assert _mean_difference(frames[0], frames[len(frames) // 2]) > 2
+    assert _mean_difference(frames[len(frames) // 2], frames[-1]) > 2
+    assert clips["root"].read_bytes() == clips["again"].read_bytes()
+    with av.open(str(clips["child"])) as container:
+        child_first = next(iter(container.decode(video=0)))
+    assert _mean_difference(frames[0], child_first) > 8
+
+
+async def test_the_clip_teases_the_plans_choices(provider: OfflineProvider) -> None:
+    for path in ("", "0", "2/1"):
+        plan = await walk(provider, path, world_id="noir")
+        look = clip_look("noir", path)
+        assert look.choices == tuple(c.short_label for c in plan.choices)
+        assert len(look.portals) == (3 if path == "" else 1)
+        colours = {name: tuple(rgb) for name, rgb in STORY["colour_rgb"].items()}
+        named = colours_in(plan.video_prompt)  # the portals the video prompt shows
+        assert {colours[c] for c in named} >= set(look.portals)
 
 
 async def test_render_resumes_after_a_restart(jobs_dir: Path, tmp_path: Path) -> None:

@@ -1,11 +1,12 @@
-"""The offline provider: a local planner and title-card clips made with PyAV. Costs nothing.
+"""The offline provider: a local planner and animated clips made with PyAV. Costs nothing.
 
 It stands in for a paid provider when trying the bot and in tests, with the same shapes:
 plans obey the planner contract (narration <= 120 words, exactly three clearly different
 choices; written by offline_story.py from the words in offline_story.toml), renders are
 jobs with ids that survive a restart (one JSON spec per job in `jobs_dir`), progress is
 simulated over `offline_render_seconds` measured from the job's creation, and the download
-is a real H.264 mp4.
+is a real H.264 mp4: a procedurally drawn scene keyed by the world and the branch path
+(world.media.render_scene_clip), with the scene's title and its three choices.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from world.media import render_title_card
+from world.media import render_scene_clip
 from world.providers.base import (
     KeyCheck,
     Plan,
@@ -32,7 +33,7 @@ from world.providers.base import (
     RenderStatus,
     SummaryRequest,
 )
-from world.providers.offline_story import clip_words, plan_scene, summarise
+from world.providers.offline_story import clip_look, clip_words, plan_scene, summarise
 from world.settings import ProviderSettings
 from world.types import Credentials
 
@@ -43,6 +44,7 @@ _JOB_ID = re.compile(r"^offline-[0-9a-f]{32}$")
 _SPEC_TEMP = re.compile(r"^\.offline-[0-9a-f]{32}\.json\.[0-9a-f]{32}\.tmp$")
 _WATCH_STEPS = 10
 _NOT_FOUND_MESSAGE = "That render job does not exist or has expired."
+CLIP_FPS = 24
 
 
 def _not_found() -> ProviderError:
@@ -53,7 +55,7 @@ def _not_found() -> ProviderError:
 
 
 class OfflineProvider:
-    """Local planner, simulated renders and title-card clips; needs no key, costs nothing."""
+    """Local planner, simulated renders and drawn clips; needs no key, costs nothing."""
 
     name = "offline"
     display_name = "offline"
@@ -140,14 +142,21 @@ class OfflineProvider:
             raise ProviderError("provider_error", "The clip has not finished rendering yet.")
         width = self.settings.offline_width - self.settings.offline_width % 2
         height = self.settings.offline_height - self.settings.offline_height % 2
+        world_id, path = str(spec.get("world_id", "")), str(spec.get("path", ""))
+        look = clip_look(world_id, path)  # the scene the offline planner planned here
         size = await asyncio.to_thread(
-            render_title_card,
+            render_scene_clip,
             Path(destination),
             title=str(spec.get("title") or "Untitled scene"),
             subtitle=clip_words(prompt.splitlines()[0] if prompt else "", 14),
+            choices=look.choices,
+            seed=path,
+            palette_seed=world_id,
+            portals=look.portals,
             seconds=max(1, self.settings.offline_clip_seconds),
             width=max(16, width),
             height=max(16, height),
+            fps=CLIP_FPS,
         )
         log.info("offline download %s bytes=%d", where, size)
         return size

@@ -6,6 +6,12 @@ and branch path: a scene's place, cast and three choices come from a random gene
 seeded by both, and a child scene starts where the choice that led to it went. Plans obey
 the planner contract: narration of at most 120 words, exactly three clearly different
 choices (one bold, one clever, one cautious), a title of at most eight words.
+
+Narration and choices agree: both are written from one skeleton (`_Scene`), so a portal has
+one colour and one sound wherever it is named, and the narration names everything the
+scene's choices refer to (its hazard, cover, portal and where it opens, gadget, rival, ally,
+the Rift). The story is the offline planner's own: no plan field or summary copies the
+world's base prompt or guidance (those steer the paid planners).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import string
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +29,7 @@ from typing import Any
 
 from world.providers.base import Plan, PlanChoice, PlanRequest, SummaryRequest
 
-__all__ = ["MAX_NARRATION_WORDS", "clip_words", "plan_scene", "summarise"]
+__all__ = ["MAX_NARRATION_WORDS", "ClipLook", "clip_look", "clip_words", "plan_scene", "summarise"]
 
 MAX_NARRATION_WORDS = 120
 MAX_LABEL_WORDS = 22
@@ -44,6 +51,7 @@ class _Place:
     hazard: str
     cover: str
     light: str
+    sound: str  # how a portal to it sounds
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,12 @@ class _ChoiceTemplate:
     short: str
     moves: bool = False  # leads to another place
     intent: str = ""
+    mentions: tuple[str, ...] = ()  # what the label refers to without a field ("rift")
+
+    @property
+    def uses(self) -> frozenset[str]:
+        """The fields its label and short label fill in, and its `mentions`."""
+        return _fields_of(self.label) | _fields_of(self.short) | set(self.mentions)
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,7 @@ class _Story:
     rivals: tuple[_Named, ...]
     gadgets: tuple[_Named, ...]
     words: dict[str, tuple[str, ...]]
+    colour_rgb: dict[str, tuple[int, int, int]]
     root_choices: tuple[_ChoiceTemplate, ...]
     child_choices: dict[str, tuple[_ChoiceTemplate, ...]]  # by intent, in file order
     opening: dict[str, Any]
@@ -87,9 +102,10 @@ def _load_story() -> _Story:
         rivals=tuple(_Named(**c) for c in raw["rivals"]),
         gadgets=tuple(_Named(**g) for g in raw["gadgets"]),
         words={key: tuple(values) for key, values in raw["words"].items()},
-        root_choices=tuple(_ChoiceTemplate(**c) for c in raw["root_choices"]),
+        colour_rgb={name: (rgb[0], rgb[1], rgb[2]) for name, rgb in raw["colour_rgb"].items()},
+        root_choices=tuple(_choice_template(c) for c in raw["root_choices"]),
         child_choices={
-            intent: tuple(_ChoiceTemplate(**t) for t in templates)
+            intent: tuple(_choice_template(t) for t in templates)
             for intent, templates in raw["child_choices"].items()
         },
         opening=raw["opening"],
@@ -97,6 +113,15 @@ def _load_story() -> _Story:
         video_prompt=raw["video_prompt"],
         summary=raw["summary"],
     )
+
+
+def _choice_template(raw: dict[str, Any]) -> _ChoiceTemplate:
+    return _ChoiceTemplate(**(raw | {"mentions": tuple(raw.get("mentions", ()))}))
+
+
+def _fields_of(template: str) -> frozenset[str]:
+    """The names of the fields a format string fills in."""
+    return frozenset(name for _, name, _, _ in string.Formatter().parse(template) if name)
 
 
 _STORY = _load_story()
@@ -111,8 +136,10 @@ class _ChoiceSeed:
     label: str
     short_label: str
     destination: _Place
-    portal: str | None = None  # the opening scene's choices each name a portal colour
+    portal: str | None = None  # the opening scene's choices each name a portal colour...
+    sound: str | None = None  # ...and its sound (the sound of the place it leads to)
     template: str = ""  # "intent:index" of the child template used
+    uses: frozenset[str] = frozenset()  # the fields and mentions its labels use
 
 
 @dataclass(frozen=True)
@@ -124,6 +151,12 @@ class _Scene:
     gadget: _Named
     shard_spot: str
     choices: tuple[_ChoiceSeed, ...]
+    elsewhere: _Place | None = None  # where this scene's portal opens onto (later scenes)
+
+    @property
+    def uses(self) -> frozenset[str]:
+        """Everything the three choices refer to: the narration must name all of it."""
+        return frozenset().union(*(c.uses for c in self.choices))
 
 
 def _rng(world_id: str, path: str) -> random.Random:
@@ -157,25 +190,32 @@ def _scene(world_id: str, path: str) -> _Scene:
     """The deterministic skeleton of a scene: where it is, who is there, the three choices.
 
     A child's place is the destination of the choice that led to it, so walking down a path
-    stays continuous (a bold move jumps worlds, clever and cautious ones stay put).
+    stays continuous (a bold move jumps worlds, clever and cautious ones stay put), and a
+    rival or ally that choice named is still there.
     """
     story = _STORY
     parent = _split_path(path)
     avoid: frozenset[str] = frozenset()
+    led_by: _ChoiceSeed | None = None
     if parent is None:
         place = story.nexus
     else:
         parent_path, index = parent
         parent_scene = _scene(world_id, parent_path)
-        place = parent_scene.choices[index].destination
+        led_by = parent_scene.choices[index]
+        place = led_by.destination
         avoid = frozenset(c.template for c in parent_scene.choices)
     rng = _rng(world_id, path)
     ally = rng.choice(story.allies)
     rival = rng.choice(story.rivals)
+    if led_by is not None:
+        ally = parent_scene.ally if "ally" in led_by.uses else ally
+        rival = parent_scene.rival if "rival" in led_by.uses else rival
     colours = rng.sample(story.words["colours"], 3)
     gadget = rng.choice(story.gadgets)
     shard_spot = rng.choice(story.words["shard_spots"])
     others = [p for p in story.places if p != place]
+    elsewhere: _Place | None = None
     if parent is None:
         worlds = rng.sample(story.places, 3)
         choices = _root_choices(rng, colours, worlds)
@@ -191,20 +231,23 @@ def _scene(world_id: str, path: str) -> _Scene:
             "gadget_short": gadget.short,
         }
         choices = _child_choices(rng, fields, place, elsewhere, avoid)
-    return _Scene(place, ally, rival, colours[0], gadget, shard_spot, choices)
+    return _Scene(place, ally, rival, colours[0], gadget, shard_spot, choices, elsewhere)
 
 
 def _root_choices(
     rng: random.Random, colours: Sequence[str], worlds: Sequence[_Place]
 ) -> tuple[_ChoiceSeed, ...]:
-    """One choice per portal (its colour, the place it leads to), in a per-world order."""
+    """One choice per portal (its colour, its sound: the sound of the place it leads to), in
+    a per-world order."""
     seeds = [
         _ChoiceSeed(
             template.intent,
-            template.label.format(colour=colour, world=world.name),
-            template.short.format(colour=colour, world=world.name),
+            template.label.format(colour=colour, sound=world.sound, world=world.name),
+            template.short.format(colour=colour, sound=world.sound, world=world.name),
             world,
             colour,
+            world.sound,
+            uses=template.uses,
         )
         for template, colour, world in zip(_STORY.root_choices, colours, worlds, strict=True)
     ]
@@ -232,6 +275,7 @@ def _child_choices(
                 clip_words(template.short.format(**fields), MAX_SHORT_LABEL_WORDS),
                 elsewhere if template.moves else place,
                 template=f"{intent}:{index}",
+                uses=template.uses,
             )
         )
     rng.shuffle(seeds)
@@ -301,7 +345,11 @@ def _fit_narration(sentences: list[str]) -> str:
 
 
 def plan_scene(request: PlanRequest) -> Plan:
-    """The plan of `request.path` in `request.world_id`: the same request, the same plan."""
+    """The plan of `request.path` in `request.world_id`: the same request, the same plan.
+
+    Only the world id, the path, the choice taken and the video length are read: the base
+    prompt and guidance are for the paid planners, and none of their words reach the plan.
+    """
     story = _STORY
     scene = _scene_from_root(request.world_id, request.path)
     rng = _rng(request.world_id, request.path + "\x00text")
@@ -309,30 +357,28 @@ def plan_scene(request: PlanRequest) -> Plan:
     beat1 = max(1, round(seconds * 3 / 8))
     beat2 = max(beat1, round(seconds * 6 / 8))
     place = scene.place
-    context_bits = [_first_sentence(request.base_prompt, 40)]
-    if request.guidance.strip():
-        context_bits.append(_first_sentence(request.guidance, 25))
 
     chosen: str | None = None
     fields: dict[str, Any] = {"seconds": seconds}
     if not request.path:
         text = story.opening
-        colours = [c.portal or scene.colour for c in scene.choices]
-        sounds = rng.sample(story.words["portal_sounds"], 3)
-        for number, (colour, sound) in enumerate(zip(colours, sounds, strict=True), 1):
-            fields[f"colour{number}"] = colour
-            fields[f"sound{number}"] = sound
+        for number, choice in enumerate(scene.choices, 1):
+            fields[f"colour{number}"] = choice.portal or scene.colour
+            fields[f"sound{number}"] = choice.sound or choice.destination.sound
         title = text["title"]
+        narration = _fit_narration([sentence.format(**fields) for sentence in text["narration"]])
     else:
         text = story.scene
         chosen = _as_clause(request.chosen_choice or text["unnamed_choice"])
         title = rng.choice(story.words["title_patterns"]).format(short=place.short)
+        elsewhere = scene.elsewhere or place
         fields |= {
             "chosen": chosen,
             "outcome": rng.choice(story.words["outcomes"]),
             "place": place.name,
             "detail": place.detail,
             "hazard": place.hazard,
+            "cover": place.cover,
             "rival_intro": _cap(_appositive(scene.rival.name)),
             "ally_intro": _appositive(scene.ally.name),
             "rival": scene.rival.short,
@@ -340,12 +386,13 @@ def plan_scene(request: PlanRequest) -> Plan:
             "shard_spot": scene.shard_spot,
             "colour": scene.colour,
             "colour_article": _article(scene.colour),
+            "elsewhere": elsewhere.name,
+            "gadget": scene.gadget.name,
         }
         fields["arrival"] = text["arrived" if request.chosen_choice else "pressed_on"].format(
             **fields
         )
-        fields["rift_beat"] = rng.choice(story.words["rift_beats"])
-    narration = _fit_narration([sentence.format(**fields) for sentence in text["narration"]])
+        narration = _scene_narration(scene, fields, rift=rng.choice(story.words["rift_beats"]))
     frame = story.video_prompt
     action = frame["chosen_action"] if chosen else frame["opening_scene"]
     prompt_fields = {
@@ -356,9 +403,7 @@ def plan_scene(request: PlanRequest) -> Plan:
         "beat2": beat2,
         "seconds": seconds,
         "light": place.light,
-        "context": "; ".join(
-            ["; ".join(bit for bit in context_bits if bit), action.format(chosen=chosen)]
-        ),
+        "context": "; ".join([frame["world_context"], action.format(chosen=chosen)]),
     }
     choices = tuple(PlanChoice(label=c.label, short_label=c.short_label) for c in scene.choices)
     return Plan(
@@ -366,6 +411,74 @@ def plan_scene(request: PlanRequest) -> Plan:
         narration=narration,
         video_prompt="\n".join(line.format(**prompt_fields) for line in frame["lines"]),
         choices=choices,
+    )
+
+
+def _surroundings(scene: _Scene, fields: dict[str, Any], rift: str | None) -> str:
+    """The narration's last sentence: every thing the choices use, and the Rift's clause
+    when `rift` is given (it must be when a choice refers to the Rift)."""
+    mentions = _STORY.scene["mentions"]
+    uses = scene.uses
+    parts = [
+        mentions[name].format(**fields)
+        for name, wanted in (
+            ("hazard", {"hazard"}),
+            ("portal", {"colour", "elsewhere"}),
+            ("cover", {"cover"}),
+            ("gadget", {"gadget", "gadget_short"}),
+        )
+        if uses & wanted
+    ]
+    if rift is not None:
+        parts.append(rift)
+    return _terminate(_cap("; ".join(parts))) if parts else ""
+
+
+def _scene_narration(scene: _Scene, fields: dict[str, Any], *, rift: str) -> str:
+    """The richest of the narration's variants that fits in the word limit: with the Rift's
+    clause, then without it (unless a choice needs it), then with the place's detail
+    dropped, then with short names for the cast; never without what the choices name."""
+    text = _STORY.scene
+    full, lean = text["narration"], text["narration_lean"]
+    needs_rift = "rift" in scene.uses
+    variants: list[tuple[bool, list[str]]] = [
+        (True, full),
+        (needs_rift, full),
+        (needs_rift, [full[0], lean[1], full[2], full[3]]),
+        (needs_rift, lean),
+    ]
+    for with_rift, sentences in variants:
+        values = fields | {
+            "surroundings": _surroundings(scene, fields, rift if with_rift else None)
+        }
+        written = [sentence.format(**values) for sentence in sentences]
+        narration = " ".join(_cap(sentence) for sentence in written if sentence)
+        if len(_words(narration)) <= MAX_NARRATION_WORDS:
+            return narration
+    return clip_words(narration, MAX_NARRATION_WORDS - 1).rstrip("…") + "."
+
+
+# --------------------------------------------------------------------------- the clip
+
+
+@dataclass(frozen=True)
+class ClipLook:
+    """What the offline clip of a scene shows besides its title: the choices it teases at
+    the end (short labels, in the plan's order) and the colours of the portals in it."""
+
+    choices: tuple[str, ...]
+    portals: tuple[tuple[int, int, int], ...]
+
+
+def clip_look(world_id: str, path: str) -> ClipLook:
+    """The clip's look of the scene `plan_scene` plans at `path` (the same skeleton): the
+    opening shows its three portals, a later scene the one its narration and video prompt
+    name."""
+    scene = _scene_from_root(world_id, path)
+    colours = [scene.colour] if path else [c.portal or scene.colour for c in scene.choices]
+    return ClipLook(
+        choices=tuple(c.short_label for c in scene.choices),
+        portals=tuple(_STORY.colour_rgb[c] for c in colours if c in _STORY.colour_rgb),
     )
 
 
@@ -388,7 +501,9 @@ def _bullet(text: str) -> str:
 
 
 def summarise(request: SummaryRequest) -> str:
-    """Up to three short bullets: the scene now, the one before (or the stakes), the choices."""
+    """Up to three short bullets: the scene now, the one before (or, first, the story's
+    stakes), the choices. Nothing is copied from the world's base prompt: the previous
+    summary's "now" bullet is the only earlier text reused."""
     label = _STORY.summary
     bullets: list[str] = []
     if request.narration.strip():
@@ -399,13 +514,13 @@ def summarise(request: SummaryRequest) -> str:
         for line in (request.previous_summary or "").splitlines()
         if _strip_bullet(line)
     ]
-    if previous:
-        last_now = next((p for p in previous if p.startswith(label["now"])), previous[0])
-        earlier = last_now.removeprefix(label["now"]).strip()
+    told = [p for p in previous if not p.startswith((label["stakes"], label["open_paths"]))]
+    if told:
+        last_now = next((p for p in told if p.startswith(label["now"])), told[0])
+        earlier = last_now.removeprefix(label["now"]).removeprefix(label["earlier"]).strip()
         bullets.append(_bullet(f"{label['earlier']} {earlier}"))
-    elif request.base_prompt.strip():
-        stakes = _terminate(_first_sentence(request.base_prompt, 30))
-        bullets.append(_bullet(f"{label['stakes']} {stakes}"))
+    else:
+        bullets.append(_bullet(f"{label['stakes']} {label['stakes_text']}"))
     options = [_as_clause(c, 6) for c in request.choices if c.strip()]
     if options:
         bullets.append(_bullet(f"{label['open_paths']} " + _terminate("; ".join(options))))
