@@ -165,7 +165,7 @@ class ProviderSettings:
     # Attribution OpenRouter shows on its rankings (headers HTTP-Referer, X-OpenRouter-Title).
     app_url: str | None = None
     app_title: str = "Shared World"
-    # offline provider: simulated render time and the size of its title cards
+    # offline provider: simulated render time and the size and length of its animated clips
     offline_render_seconds: float = 3.0
     offline_clip_seconds: int = 4
     offline_width: int = 320
