@@ -3,17 +3,43 @@
 Owns the checks (settings and which config file they came from, database, storage, providers,
 the Discord token) and the bot's invite URL with the exact Discord permission bits it needs:
 those are process wiring, not domain, so they live here rather than in world/.
+
+Every line it prints starts with `ok    `, `WARN  `, `FAIL  ` or `invite: ` (library log lines
+go to the log on stderr). The Discord token is checked for its shape without any network call;
+when Discord is reachable the token itself is verified (`GET /oauth2/applications/@me`), and
+an unreachable Discord is a WARN, not a failure. The invite URL carries the application id
+Discord answered with, else the one encoded in the token's first part.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import json
 import os
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from world.db import Database, SchemaOutdated, redacted_url
+from world.db import Database, DatabaseUnavailable, SchemaOutdated, redacted_url
 from world.settings import Settings
+
+DISCORD_API = "https://discord.com/api/v10"  # tests point this at a loopback fake
+DISCORD_VERIFY_TIMEOUT_SECONDS = 10.0
+
+DISCORD_UNREACHABLE = "cannot reach discord.com: check the network"
+BAD_TOKEN = (
+    "Discord rejected DISCORD_TOKEN; copy a fresh token from the Developer Portal (Bot > Reset "
+    "Token) and export it again."
+)
+BAD_TOKEN_SHAPE = (
+    "DISCORD_TOKEN does not look like a bot token (three dot-separated parts, the first the "
+    "encoded application id); copy it from the Developer Portal (Bot > Reset Token), not the "
+    "client secret or the application id"
+)
+_TOKEN_PART = re.compile(r"[A-Za-z0-9_-]+")
+_SNOWFLAKE = re.compile(r"[0-9]{15,21}")
 
 REQUIRED_PERMISSIONS = {
     # Exactly what the bot uses: it posts and edits its own cards (partial messages, so no
@@ -41,15 +67,84 @@ def invite_url(application_id: int | str = "YOUR_APPLICATION_ID") -> str:
     )
 
 
+def application_id_from_token(token: str) -> int | None:
+    """The application (bot user) id a well-shaped bot token encodes, else None.
+
+    A bot token is three base64url parts joined by dots; the first is the bot's user id in
+    decimal, which is the application id. Nothing is sent anywhere.
+    """
+    parts = token.split(".")
+    if len(parts) != 3 or not all(_TOKEN_PART.fullmatch(part) for part in parts):
+        return None
+    first = parts[0]
+    try:
+        decoded = base64.urlsafe_b64decode(first + "=" * (-len(first) % 4)).decode("ascii")
+    except (binascii.Error, ValueError):
+        return None
+    return int(decoded) if _SNOWFLAKE.fullmatch(decoded) else None
+
+
+def token_shape_problem(token: str) -> str | None:
+    """One sentence when `token` cannot be a bot token, else None."""
+    if application_id_from_token(token) is not None:
+        return None
+    if token.lower().startswith("bot "):
+        return "DISCORD_TOKEN starts with 'Bot ': export the token alone, without the prefix"
+    return BAD_TOKEN_SHAPE
+
+
+class CheckWarning(Exception):
+    """A probe's result worth a WARN line: not verified, but not a failure either."""
+
+
+async def verify_discord_token(token: str) -> dict[str, object]:
+    """Discord's own answer for the token's application; RuntimeError when Discord rejects
+    it, CheckWarning when Discord cannot be reached or answers with an error."""
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=DISCORD_VERIFY_TIMEOUT_SECONDS)
+    headers = {
+        "Authorization": f"Bot {token}",
+        "User-Agent": "DiscordBot (shared-world, 1)",
+    }
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(f"{DISCORD_API}/oauth2/applications/@me", headers=headers) as response,
+        ):
+            body = await response.text()
+            status = response.status
+    except (aiohttp.ClientError, OSError) as exc:  # OSError covers TimeoutError
+        raise CheckWarning(
+            f"DISCORD_TOKEN looks right but could not be verified: {DISCORD_UNREACHABLE}"
+        ) from exc
+    if status == 401:
+        raise RuntimeError(BAD_TOKEN.rstrip("."))
+    if status >= 400:
+        raise CheckWarning(
+            f"could not verify DISCORD_TOKEN: Discord answered HTTP {status}; try again later"
+        )
+    try:
+        application = json.loads(body)
+    except ValueError as exc:
+        raise CheckWarning("could not verify DISCORD_TOKEN: Discord's answer was not JSON") from exc
+    if not isinstance(application, dict):
+        raise CheckWarning("could not verify DISCORD_TOKEN: Discord's answer was unexpected")
+    return application
+
+
 async def run_checks(settings: Settings, *, echo: Callable[[str], None] = print) -> int:
     """Run every check, `echo` one line each (then the invite URL); 1 if any failed, else 0."""
     failures = 0
+    application_id: int | str = "YOUR_APPLICATION_ID"
 
     async def check(name: str, probe: Callable[[], Awaitable[str]]) -> None:
         nonlocal failures
         try:
             detail = await probe()
             echo(f"ok    {name}: {detail}")
+        except CheckWarning as exc:
+            echo(f"WARN  {name}: {_plain(exc)}")
         except Exception as exc:
             failures += 1
             echo(f"FAIL  {name}: {_plain(exc)}")
@@ -66,8 +161,8 @@ async def run_checks(settings: Settings, *, echo: Callable[[str], None] = print)
             if budget is not None:
                 echo_budget(budget)
             return f"reachable and migrated ({redacted_url(settings.database.url)})"
-        except SchemaOutdated:
-            raise
+        except (SchemaOutdated, DatabaseUnavailable):
+            raise  # already one sentence naming the fix
         except Exception as exc:
             raise RuntimeError(
                 f"cannot reach {redacted_url(settings.database.url)} ({type(exc).__name__}); "
@@ -129,19 +224,32 @@ async def run_checks(settings: Settings, *, echo: Callable[[str], None] = print)
         return "; ".join(lines)
 
     async def discord_probe() -> str:
-        if not settings.discord.token:
+        nonlocal application_id
+        token = settings.discord.token
+        if not token:
             raise RuntimeError(
                 "DISCORD_TOKEN is not set; create a bot at https://discord.com/developers/"
                 "applications and export its token"
             )
-        return "token set"
+        problem = token_shape_problem(token)
+        if problem is not None:
+            raise RuntimeError(problem)
+        decoded = application_id_from_token(token)
+        assert decoded is not None
+        application_id = decoded
+        application = await verify_discord_token(token)
+        if str(application.get("id", "")).isdigit():
+            application_id = int(str(application["id"]))
+        name = application.get("name")
+        named = f"application {name!r}, " if isinstance(name, str) and name else "application "
+        return f"Discord accepted the token ({named}id {application_id})"
 
     await check("settings", settings_probe)
     await check("database", database_probe)
     await check("storage", storage_probe)
     await check("providers", provider_probe)
     await check("discord", discord_probe)
-    echo(f"invite: {invite_url()}")
+    echo(f"invite: {invite_url(application_id)}")
     return 1 if failures else 0
 
 

@@ -1,45 +1,67 @@
 """`shared-world run` and `shared-world sync-commands`: one event loop, one WorldService.
 
-`run` starts the world service, the HTTP front door (when enabled) and the bot; on SIGTERM
-or Ctrl-C it closes the gateway, drains the service (running mints reach a safe point, the
-rest stays resumable) and exits 0. Commands are published only by `sync-commands`.
+`run` checks the things a host can get wrong before it connects anywhere (storage writable,
+database there and migrated, the HTTP port free), then starts the world service, the HTTP
+front door (when enabled) and, last, the bot; on SIGTERM or Ctrl-C it closes the gateway,
+drains the service (running mints reach a safe point, the rest stays resumable) and exits 0.
+Commands are published only by `sync-commands`.
 
-Owns the process's lifetime: signals, exit codes and the plain sentences for a missing or
-rejected Discord token. This is the one place the bot and the HTTP front door meet.
+Owns the process's lifetime: signals, exit codes and the plain sentences for every host
+mistake it meets (printed once to stderr, never a traceback): a missing or rejected Discord
+token, an unreachable Discord, storage that is not writable, a missing or outdated database,
+an HTTP port already in use. Exit 2 means "fix the settings or the set-up first", 1 means
+"a service refused us or could not be reached". This is the one place the bot and the HTTP
+front door meet.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import sys
 from typing import Any
 
+import aiohttp
 import discord
 
 from bot.app import build_bot
-from world.db import SchemaOutdated
+from shared_world.check import BAD_TOKEN, DISCORD_UNREACHABLE
+from world.db import DatabaseMissing, DatabaseUnavailable, SchemaOutdated
+from world.logsafe import redact
 from world.service import WorldService
 from world.settings import Settings
 
 log = logging.getLogger(__name__)
 
+__all__ = ["BAD_TOKEN", "DISCORD_UNREACHABLE", "NO_TOKEN", "run", "serve", "sync_commands"]
+
 NO_TOKEN = (
     "DISCORD_TOKEN is not set: create an application at https://discord.com/developers/"
     "applications, copy its bot token (Bot > Reset Token) and export DISCORD_TOKEN=<token>."
 )
-BAD_TOKEN = (
-    "Discord rejected DISCORD_TOKEN; copy a fresh token from the Developer Portal (Bot > Reset "
-    "Token) and export it again."
-)
+MISSING_INTENT = "Discord refused the connection: the bot asked for an intent it does not have."
+
+
+class HostMistake(Exception):
+    """Something the host can fix, as one sentence and the process's exit code."""
+
+    def __init__(self, sentence: str, code: int) -> None:
+        super().__init__(sentence)
+        self.sentence = sentence
+        self.code = code
+
+
+def _say(sentence: str) -> None:
+    print(sentence, file=sys.stderr)
 
 
 def run(settings: Settings) -> int:
     """Run until SIGTERM or Ctrl-C; returns the process exit code."""
     if not settings.discord.token:
-        print(NO_TOKEN, file=sys.stderr)
+        _say(NO_TOKEN)
         return 2
     try:
         return asyncio.run(serve(settings))
@@ -51,32 +73,45 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
     """Run the bot (and the HTTP front door) until `stop` is set or a signal arrives."""
     token = settings.discord.token
     if not token:
-        print(NO_TOKEN, file=sys.stderr)
+        _say(NO_TOKEN)
         return 2
     try:
-        service = await WorldService.start(settings)
-    except SchemaOutdated as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+        await _require_writable_storage(settings)
+        service = await _start_service(settings)
+    except HostMistake as mistake:
+        _say(mistake.sentence)
+        return mistake.code
     stop = stop or asyncio.Event()
-    signals = _on_signals(stop)
-    bot = build_bot(settings, service)
-    web_runner = await _start_http(settings, service)
-    bot_task = asyncio.create_task(bot.start(token), name="discord gateway")
-    stop_task = asyncio.create_task(stop.wait(), name="wait for a stop signal")
+    signals: list[signal.Signals] = []
+    web_runner: Any = None
+    bot: Any = None
+    bot_task: asyncio.Task[Any] | None = None
+    stop_task: asyncio.Task[Any] | None = None
     code = 0
     try:
+        try:
+            web_runner = await _start_http(settings, service)
+        except HostMistake as mistake:
+            _say(mistake.sentence)
+            return mistake.code
+        signals = _on_signals(stop)
+        bot = build_bot(settings, service)
+        bot_task = asyncio.create_task(bot.start(token), name="discord gateway")
+        stop_task = asyncio.create_task(stop.wait(), name="wait for a stop signal")
         await asyncio.wait({bot_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         if bot_task.done():
             code = _bot_exit_code(bot_task)
         else:
             log.info("stop requested: closing the gateway and draining running mints")
     finally:
-        stop_task.cancel()
-        await bot.close()
-        bot_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await bot_task
+        if stop_task is not None:
+            stop_task.cancel()
+        if bot is not None:
+            await bot.close()
+        if bot_task is not None:
+            bot_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await bot_task
         if web_runner is not None:
             await web_runner.cleanup()
         await service.close()
@@ -87,22 +122,71 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
     return code
 
 
+async def _require_writable_storage(settings: Settings) -> None:
+    """The same probe `shared-world check` runs, at start rather than at the first clip."""
+    from storage.base import StorageError
+    from storage.factory import build_store
+
+    try:
+        store = build_store(settings.storage)
+    except StorageError as exc:
+        raise HostMistake(f"storage: {exc}", 2) from exc
+    try:
+        await store.check()
+    except StorageError as exc:
+        raise HostMistake(f"storage: {exc}", 2) from exc
+    finally:
+        with contextlib.suppress(Exception):
+            await store.close()
+
+
+async def _start_service(settings: Settings) -> WorldService:
+    try:
+        return await WorldService.start(settings)
+    except (SchemaOutdated, DatabaseMissing) as exc:
+        raise HostMistake(str(exc), 2) from exc
+    except DatabaseUnavailable as exc:
+        raise HostMistake(str(exc), 1) from exc
+
+
+def discord_failure(error: BaseException) -> tuple[str, int] | None:
+    """The sentence and exit code for a failure talking to Discord, or None if unknown."""
+    if isinstance(error, discord.LoginFailure):
+        return BAD_TOKEN, 1
+    if isinstance(error, discord.PrivilegedIntentsRequired):
+        return MISSING_INTENT, 1
+    if isinstance(error, discord.ConnectionClosed):
+        if error.code == 4004:  # authentication failed
+            return BAD_TOKEN, 1
+        reason = f": {error.reason}" if error.reason else ""
+        return f"Discord closed the connection (code {error.code}{reason}); try again later.", 1
+    if isinstance(error, discord.GatewayNotFound | aiohttp.ClientConnectionError | OSError):
+        return DISCORD_UNREACHABLE, 1  # DNS, refused, reset, TLS, timeouts (TimeoutError)
+    if isinstance(error, discord.DiscordServerError):
+        return f"Discord is having trouble (HTTP {error.status}); try again in a few minutes.", 1
+    if isinstance(error, discord.HTTPException):
+        text = f": {error.text}" if error.text else ""
+        return f"Discord refused the request (HTTP {error.status}{text}).", 1
+    return None
+
+
 def _bot_exit_code(task: asyncio.Task[Any]) -> int:
     if task.cancelled():
         return 0
     error = task.exception()
     if error is None:
         return 0
-    if isinstance(error, discord.LoginFailure):
-        print(BAD_TOKEN, file=sys.stderr)
-        return 1
-    if isinstance(error, discord.PrivilegedIntentsRequired):
-        print(
-            "Discord refused the connection: the bot asked for an intent it does not have.",
-            file=sys.stderr,
-        )
-        return 1
-    log.error("the Discord connection failed", exc_info=error)
+    known = discord_failure(error)
+    if known is not None:
+        sentence, code = known
+        log.debug("the Discord connection failed", exc_info=error)  # the traceback: DEBUG only
+        _say(sentence)
+        return code
+    log.debug("the Discord connection failed", exc_info=error)
+    _say(
+        f"the Discord connection failed ({type(error).__name__}: {redact(str(error))}); run "
+        "with LOG_LEVEL=DEBUG to see the traceback in the log."
+    )
     return 1
 
 
@@ -116,6 +200,27 @@ def _on_signals(stop: asyncio.Event) -> list[signal.Signals]:
     return installed
 
 
+def port_problem(host: str, port: int, exc: OSError) -> str | None:
+    """One sentence for an HTTP address that cannot be bound, or None if `exc` is another error."""
+    where = f"port {port} on {host}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"{where} is already in use: set [http] port in the config file to a free port, "
+            "or stop the other process."
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"{where} may not be opened by this user (ports below 1024 need privileges): set "
+            "[http] port in the config file to 1024 or above."
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"{host} is not an address of this machine: set [http] host in the config file "
+            "(127.0.0.1 or 0.0.0.0)."
+        )
+    return None
+
+
 async def _start_http(settings: Settings, service: WorldService) -> Any:
     if not settings.http.enabled:
         return None
@@ -125,7 +230,17 @@ async def _start_http(settings: Settings, service: WorldService) -> Any:
 
     runner = web.AppRunner(build_app(settings, service), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, settings.http.host, settings.http.port).start()
+    try:
+        await web.TCPSite(runner, settings.http.host, settings.http.port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        sentence = port_problem(settings.http.host, settings.http.port, exc)
+        if sentence is None:
+            raise
+        raise HostMistake(sentence, 2) from exc
+    except BaseException:
+        await runner.cleanup()
+        raise
     log.info("http listening host=%s port=%d", settings.http.host, settings.http.port)
     return runner
 
@@ -134,30 +249,34 @@ async def sync_commands(settings: Settings, guild_id: int | None) -> int:
     """Publish the slash commands: to one server (instant) or globally."""
     token = settings.discord.token
     if not token:
-        print(NO_TOKEN, file=sys.stderr)
+        _say(NO_TOKEN)
         return 2
     bot = build_bot(settings, None)
-    async with bot:
-        try:
+    try:
+        async with bot:
             await bot.login(token)
-        except discord.LoginFailure:
-            print(BAD_TOKEN, file=sys.stderr)
-            return 1
-        try:
-            if guild_id is not None:
-                guild = discord.Object(id=guild_id)
-                bot.tree.copy_global_to(guild=guild)
-                synced = await bot.tree.sync(guild=guild)
-                where = f"to server {guild_id} (available now)"
-            else:
-                synced = await bot.tree.sync()
-                where = "globally (Discord may take up to an hour to show them)"
-        except discord.Forbidden:
-            print(
-                "Discord refused: invite the bot to that server with the applications.commands "
-                "scope (the URL from `shared-world check`).",
-                file=sys.stderr,
-            )
-            return 1
+            try:
+                if guild_id is not None:
+                    guild = discord.Object(id=guild_id)
+                    bot.tree.copy_global_to(guild=guild)
+                    synced = await bot.tree.sync(guild=guild)
+                    where = f"to server {guild_id} (available now)"
+                else:
+                    synced = await bot.tree.sync()
+                    where = "globally (Discord may take up to an hour to show them)"
+            except discord.Forbidden:
+                _say(
+                    "Discord refused: invite the bot to that server with the "
+                    "applications.commands scope (the URL from `shared-world check`)."
+                )
+                return 1
+    except Exception as exc:
+        known = discord_failure(exc)
+        if known is None:
+            raise
+        log.debug("sync-commands failed", exc_info=exc)
+        sentence, code = known
+        _say(sentence)
+        return code
     print(f"Published {len(synced)} commands {where}: {', '.join('/' + c.name for c in synced)}.")
     return 0

@@ -40,6 +40,80 @@ class SchemaOutdated(RuntimeError):
     """The database is behind the code; the message names the command that fixes it."""
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached or refuses us; the message is one sentence with the fix."""
+
+
+class DatabaseMissing(DatabaseUnavailable):
+    """The PostgreSQL server is up but the named database does not exist (SQLSTATE 3D000)."""
+
+
+# SQLSTATEs that name a host's mistake rather than a momentary failure.
+MISSING_DATABASE_STATE = "3D000"  # invalid_catalog_name
+LOGIN_REFUSED_STATES = frozenset({"28P01", "28000"})  # invalid_password, invalid_authorization
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc`, what it wraps (`.orig`) and its causes, outermost first (at most 8)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 8:
+        chain.append(current)
+        orig = getattr(current, "orig", None)
+        if isinstance(orig, BaseException) and orig not in chain:
+            current = orig
+        else:
+            current = current.__cause__ or current.__context__
+    return chain
+
+
+def explain_connect_error(url: str, exc: BaseException) -> DatabaseUnavailable | None:
+    """One sentence for a database the host set up wrong (missing, login refused, unreachable).
+
+    None when `exc` is none of those (a bug or a failure worth its traceback).
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() not in ("postgresql", "postgres"):
+        return None
+    host = parsed.host or "localhost"
+    port = parsed.port or 5432
+    name = parsed.database or "postgres"
+    user = parsed.username
+    chain = _causes(exc)
+    states = {getattr(cause, "sqlstate", None) for cause in chain}
+    if MISSING_DATABASE_STATE in states:
+        command = ["createdb", "-h", host]
+        if port != 5432:
+            command += ["-p", str(port)]
+        if user:
+            command += ["-U", user]
+        command.append(name)
+        return DatabaseMissing(
+            f'PostgreSQL database "{name}" does not exist on {host}:{port}: create it with '
+            f'`{" ".join(command)}` (or CREATE DATABASE "{name}";), then run '
+            "`shared-world db upgrade`."
+        )
+    if states & LOGIN_REFUSED_STATES:
+        who = f"user {user!r}" if user else "the login"
+        return DatabaseUnavailable(
+            f"PostgreSQL on {host}:{port} refused {who}: check the user and password in "
+            "DATABASE_URL."
+        )
+    for cause in chain:
+        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+            why = cause.strerror or type(cause).__name__
+            return DatabaseUnavailable(
+                f"cannot reach PostgreSQL on {host}:{port} ({why}): check DATABASE_URL and "
+                "that the server is running."
+            )
+        if isinstance(cause, TimeoutError):
+            return DatabaseUnavailable(
+                f"PostgreSQL on {host}:{port} did not answer in time: check DATABASE_URL and "
+                "that the server is running."
+            )
+    return None
+
+
 def async_url(url: str) -> str:
     """Map the plain URLs people write to the async drivers we use."""
     parsed = make_url(url)
@@ -210,7 +284,14 @@ class Database:
             return await connection.run_sync(read)
 
     async def require_current_schema(self) -> None:
-        current = await self.current_revision()
+        """Raise SchemaOutdated (or DatabaseUnavailable / DatabaseMissing, in one sentence)."""
+        try:
+            current = await self.current_revision()
+        except Exception as exc:
+            explained = explain_connect_error(self.url, exc)
+            if explained is None:
+                raise
+            raise explained from exc
         head = head_revision()
         if current != head:
             state = "has no tables yet" if current is None else f"is at revision {current}"
@@ -231,5 +312,11 @@ def upgrade_database(url: str) -> None:
     path = _sqlite_file(async_url(url))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), "head")
+    try:
+        command.upgrade(alembic_config(url), "head")
+    except Exception as exc:
+        explained = explain_connect_error(url, exc)
+        if explained is None:
+            raise
+        raise explained from exc
     log.info("database upgraded to %s (%s)", head_revision(), redacted_url(url))

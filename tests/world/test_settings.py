@@ -353,8 +353,9 @@ def test_a_bucket_and_an_access_key_imply_s3_unless_storage_backend_says_otherwi
     assert load_settings(path, env=env).storage.backend == "s3"
     local = load_settings(path, env=env | {"STORAGE_BACKEND": "local"})
     assert local.storage.backend == "local"
-    bucket_only = load_settings(path, env={"R2_BUCKET_NAME": "clips"})
-    assert bucket_only.storage.backend == "local"
+    # A bucket without its credentials is refused, never silently local (issue 10).
+    with pytest.raises(SettingsError, match="R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY"):
+        load_settings(path, env={"R2_BUCKET_NAME": "clips"})
 
 
 def test_database_and_provider_variables(tmp_path):
