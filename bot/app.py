@@ -57,6 +57,7 @@ class SharedWorldBot(commands.Bot):
         self.vault = KeyVault(settings.discord.key_idle_minutes * 60)
         self.key_forms = KeyForms()
         self._service = service
+        self.interactions_handled = 0  # every interaction Discord sent us (read by metrics)
         if service is None:
             return
         contributors = Contributors()
@@ -84,6 +85,9 @@ class SharedWorldBot(commands.Bot):
     def plays(self) -> bool:
         """False for a bot built only to sync its commands (no service, no rounds loop)."""
         return self._service is not None
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        self.interactions_handled += 1
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(*DYNAMIC_ITEMS)

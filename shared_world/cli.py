@@ -1,4 +1,4 @@
-"""The `shared-world` command: run, check, db upgrade, sync-commands.
+"""The `shared-world` command: run, serve, check, db upgrade, sync-commands.
 
 Owns argument parsing, loading the settings (a SettingsError or an unreadable --config file is
 printed in plain words to stderr and exits 2, never a traceback), logging set-up, and handing
@@ -14,7 +14,7 @@ on stderr and no traceback (tracebacks only with LOG_LEVEL=DEBUG). Exit codes:
   2  fix the settings or the set-up first (a settings problem, no DISCORD_TOKEN, a database
      that does not exist or is not migrated, storage that is not writable, the HTTP port in
      use); argparse's own usage errors are 2 as well
-  130  interrupted (Ctrl-C) outside `run`
+  130  interrupted (Ctrl-C) outside `run` and `serve`
 
 Below DEBUG, library log records (discord, aiohttp, asyncio, sqlalchemy, ...) that carry an
 exception are one line each (the exception's last line, no traceback), and discord.py's
@@ -220,6 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
         "connecting to Discord.",
     )
     sub.add_parser(
+        "serve",
+        help="run only the HTTP server (no Discord, no token)",
+        description="Run the world service and the HTTP front door (the world API, "
+        "/health, /openapi.json, local assets) without Discord until SIGTERM or Ctrl-C, on "
+        "[http] host and port (env HTTP_HOST, HTTP_PORT; 0 picks a free port). No "
+        "DISCORD_TOKEN needed; storage, the database and the port are checked first.",
+    )
+    sub.add_parser(
         "check",
         help="check settings, database, storage, providers and the Discord token",
         description="Check the settings (and which file they came from), the database, "
@@ -277,6 +285,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from shared_world.runner import run
 
         return run(settings)
+    if args.command == "serve":
+        from shared_world.runner import run_http
+
+        return run_http(settings)
     if args.command == "sandbox":
         from shared_world.sandbox import run_sandbox
 

@@ -1,4 +1,7 @@
-"""`shared-world run` and `shared-world sync-commands`: one event loop, one WorldService.
+"""`shared-world run`, `serve` and `sync-commands`: one event loop, one WorldService.
+
+`serve` is `run` without Discord: the same checks, the world service and the HTTP front door
+(whatever `[http] enabled` says), no token; SIGTERM or Ctrl-C drains and exits 0.
 
 `run` checks the things a host can get wrong before it connects anywhere (storage writable,
 database there and migrated, the HTTP port free), then starts the world service, the HTTP
@@ -22,6 +25,7 @@ import errno
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -36,7 +40,16 @@ from world.settings import Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BAD_TOKEN", "DISCORD_UNREACHABLE", "NO_TOKEN", "run", "serve", "sync_commands"]
+__all__ = [
+    "BAD_TOKEN",
+    "DISCORD_UNREACHABLE",
+    "NO_TOKEN",
+    "run",
+    "run_http",
+    "serve",
+    "serve_http",
+    "sync_commands",
+]
 
 NO_TOKEN = (
     "DISCORD_TOKEN is not set: create an application at https://discord.com/developers/"
@@ -69,6 +82,46 @@ def run(settings: Settings) -> int:
         return 0
 
 
+def run_http(settings: Settings) -> int:
+    """`shared-world serve`: the HTTP front door alone (no Discord, no token) until a signal."""
+    try:
+        return asyncio.run(serve_http(settings))
+    except KeyboardInterrupt:  # a second Ctrl-C while draining
+        return 0
+
+
+async def serve_http(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
+    """Run the WorldService and the HTTP app (even with [http] enabled = false) until `stop`
+    is set or SIGTERM/SIGINT arrives; the same checks and sentences as `run`."""
+    try:
+        await _require_writable_storage(settings)
+        service = await _start_service(settings)
+    except HostMistake as mistake:
+        _say(mistake.sentence)
+        return mistake.code
+    stop = stop or asyncio.Event()
+    signals: list[signal.Signals] = []
+    web_runner: Any = None
+    try:
+        try:
+            web_runner = await _start_http(settings, service, always=True)
+        except HostMistake as mistake:
+            _say(mistake.sentence)
+            return mistake.code
+        signals = _on_signals(stop)
+        await stop.wait()
+        log.info("stop requested: closing the HTTP server and draining running mints")
+    finally:
+        if web_runner is not None:
+            await web_runner.cleanup()
+        await service.close()
+        loop = asyncio.get_running_loop()
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    log.info("stopped exit_code=0")
+    return 0
+
+
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     """Run the bot (and the HTTP front door) until `stop` is set or a signal arrives."""
     token = settings.discord.token
@@ -90,7 +143,11 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
     code = 0
     try:
         try:
-            web_runner = await _start_http(settings, service)
+            web_runner = await _start_http(
+                settings,
+                service,
+                interactions=lambda: bot.interactions_handled if bot is not None else 0,
+            )
         except HostMistake as mistake:
             _say(mistake.sentence)
             return mistake.code
@@ -221,14 +278,21 @@ def port_problem(host: str, port: int, exc: OSError) -> str | None:
     return None
 
 
-async def _start_http(settings: Settings, service: WorldService) -> Any:
-    if not settings.http.enabled:
+async def _start_http(
+    settings: Settings,
+    service: WorldService,
+    *,
+    always: bool = False,
+    interactions: Callable[[], int] | None = None,
+) -> Any:
+    if not settings.http.enabled and not always:
         return None
     from aiohttp import web
 
     from web.app import build_app
 
-    runner = web.AppRunner(build_app(settings, service), access_log=None)
+    app = build_app(settings, service, interactions=interactions)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.http.host, settings.http.port).start()
@@ -241,7 +305,9 @@ async def _start_http(settings: Settings, service: WorldService) -> Any:
     except BaseException:
         await runner.cleanup()
         raise
-    log.info("http listening host=%s port=%d", settings.http.host, settings.http.port)
+    bound = [a[1] for a in runner.addresses if isinstance(a, tuple) and len(a) >= 2]
+    port = bound[0] if bound else settings.http.port  # the port picked when [http] port = 0
+    log.info("http listening host=%s port=%d", settings.http.host, port)
     return runner
 
 

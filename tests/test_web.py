@@ -24,7 +24,7 @@ async def test_health_metrics_and_assets_over_http(settings, service):
                 assert (await response.json())["status"] == "ok"
             async with http.get(f"{base}/worlds/default/metrics") as response:
                 body = await response.json()
-                assert body["branches"]["ready"] == 1
+                assert body["readyCount"] == 1
             async with http.get(f"{base}/worlds/nowhere/metrics") as response:
                 assert response.status == 404
             async with http.get(f"{base}/assets/{view.video_key}") as response:

@@ -1,40 +1,41 @@
-"""The HTTP front door: health, metrics, and local assets (when storage is local).
+"""The HTTP front door: the original web app's world API, health, OpenAPI and local assets.
 
-The seed-compatible world API comes in a later issue; this app shares the bot's WorldService.
+`build_app(settings, service)` composes it on the bot's event loop and WorldService:
+middlewares and headers (web/limits.py), the seed endpoints (web/api.py), /openapi.json
+(web/openapi.py), the Prometheus scrape (web/metrics.py), the browser player
+(web/player.py), and local assets under /assets/ when the store is local.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
-from world.service import ServiceError, WorldService
+from web import api, limits, metrics, openapi, player
+from world.service import WorldService
 from world.settings import Settings
 
-SERVICE_KEY = web.AppKey("service", WorldService)
+SERVICE_KEY = api.SERVICE_KEY
 
 
-async def health(request: web.Request) -> web.Response:
-    service = request.app[SERVICE_KEY]
-    return web.json_response({"status": "ok", "running_jobs": service.running_jobs()})
-
-
-async def metrics(request: web.Request) -> web.Response:
-    service = request.app[SERVICE_KEY]
-    try:
-        result = await service.metrics(request.match_info["world_id"])
-    except ServiceError as exc:
-        return web.json_response({"detail": str(exc)}, status=404)
-    return web.json_response(asdict(result))
-
-
-def build_app(settings: Settings, service: WorldService) -> web.Application:
-    app = web.Application()
-    app[SERVICE_KEY] = service
-    app.router.add_get("/health", health)
-    app.router.add_get("/worlds/{world_id}/metrics", metrics)
+def build_app(
+    settings: Settings,
+    service: WorldService,
+    *,
+    interactions: Callable[[], int] | None = None,
+) -> web.Application:
+    """The app, unstarted. `interactions` counts the Discord interactions the bot in this
+    process handled (for /metrics), when a bot runs beside it."""
+    http = settings.http
+    # client_max_size: a body without Content-Length is cut off at the limit as well (413).
+    app = web.Application(middlewares=limits.middlewares(http), client_max_size=http.max_body_bytes)
+    app.on_response_prepare.append(limits.security_headers)
+    api.install(app, service)
+    openapi.install(app)
+    metrics.install(app, service, interactions=interactions)
+    player.install(app, service)
     if settings.storage.backend == "local":
         assets = Path(settings.storage.local_dir)
         assets.mkdir(parents=True, exist_ok=True)

@@ -5,9 +5,10 @@ Read-only: a handful of aggregate queries over `scenes` and `renders` in one ses
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from world import scenes
+from world.counters import RenderTimes
 from world.db import Database
 from world.models import Render
 from world.types import Metrics, Status
@@ -71,6 +72,26 @@ async def world_metrics(db: Database, world_id: str) -> Metrics:
         distinct_contributors=int(contributors or 0),
         actual_spend_usd=round(actual, 4),
         renders=ready_renders,
+    )
+
+
+async def render_times(db: Database, world_id: str, bounds: tuple[float, ...]) -> RenderTimes:
+    """Every ready render's total time, counted at or under each bound (seconds), in one query."""
+    ordered = tuple(sorted(bounds))
+    under = [
+        func.coalesce(func.sum(case((Render.total_ms <= bound * 1000, 1), else_=0)), 0)
+        for bound in ordered
+    ]
+    query = select(func.count(), func.coalesce(func.sum(Render.total_ms), 0), *under).where(
+        Render.world_id == world_id, Render.outcome == "ready"
+    )
+    async with db.session() as session:
+        count, total_ms, *cumulative = (await session.execute(query)).one()
+    return RenderTimes(
+        bounds=ordered,
+        cumulative=tuple(int(c) for c in cumulative),
+        count=int(count),
+        sum_seconds=float(total_ms) / 1000,
     )
 
 

@@ -27,11 +27,12 @@ from world import paths, scenes, sweep
 from world.claimer import FINAL_FAILURES as FINAL_FAILURES  # re-exported for front doors
 from world.claimer import Claimer, refused
 from world.claims import PathLocks
+from world.counters import RenderTimes, ServiceCounters
 from world.db import Database
 from world.events import EventBus, Spawn, Subscription, default_spawn
 from world.jobs import JobRunner
 from world.logsafe import describe_exception, holding
-from world.metrics import world_metrics
+from world.metrics import render_times, world_metrics
 from world.play import PlayStore
 from world.providers import build_provider
 from world.providers.base import KeyCheck, Provider, ProviderError
@@ -76,6 +77,7 @@ class WorldService:
         self.providers = dict(providers)
         self._spawn = spawn or default_spawn
         self._on_event = on_event
+        self.counters = ServiceCounters()  # claims answered and views served, for metrics
         generation = settings.generation
         self.locks = PathLocks()
         self.play = PlayStore(db)  # channels, rounds and votes of the front doors that play
@@ -237,9 +239,11 @@ class WorldService:
         world = self.world(world_id)
         self._check_path(path)
         try:
-            return await self.views.view(world, path)
+            scene = await self.views.view(world, path)
         except UnreachableBranch as exc:
             raise InvalidBranch(str(exc)) from None
+        self.counters.views += 1
+        return scene
 
     async def trail(self, world_id: str, path: str) -> list[tuple[str, str | None]]:
         """The path and each ancestor, root first, as (step path, its title or None)."""
@@ -319,9 +323,11 @@ class WorldService:
         claimed only with `confirm_uncertain` (the payer saw the warning and accepts it).
         """
         with holding(_secret_of(credentials)):  # a job started here takes its own hold
-            return await self._claim(
+            result = await self._claim(
                 world_id, path, credentials, contributor, retry=False, confirm=confirm_uncertain
             )
+        self.counters.claimed(result.outcome.value)
+        return result
 
     async def retry(
         self,
@@ -335,9 +341,11 @@ class WorldService:
         This is the admin's decision, so it also re-opens an uncertain render.
         """
         with holding(_secret_of(credentials)):
-            return await self._claim(
+            result = await self._claim(
                 world_id, path, credentials, contributor, retry=True, confirm=True
             )
+        self.counters.claimed(result.outcome.value)
+        return result
 
     async def _claim(
         self,
@@ -413,6 +421,11 @@ class WorldService:
     async def metrics(self, world_id: str) -> Metrics:
         self.world(world_id)
         return await world_metrics(self.db, world_id)
+
+    async def render_times(self, world_id: str, bounds: tuple[float, ...]) -> RenderTimes:
+        """Every ready render's total time, cumulative per upper bound in seconds."""
+        self.world(world_id)
+        return await render_times(self.db, world_id, bounds)
 
 
 def _secret_of(credentials: Credentials | None) -> str | None:

@@ -186,6 +186,14 @@ class HttpSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     enabled: bool = True
+    # Browser origins allowed to call the world API, comma-separated ("" = none; "*" = any).
+    cors_origins: str = ""
+    claims_per_minute_per_ip: int = 10  # POST claims and retries per client address
+    max_body_bytes: int = 16384  # larger request bodies get 413
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
 
 @dataclass(frozen=True)
@@ -542,6 +550,9 @@ ENV_OVERRIDES: tuple[EnvOverride, ...] = (
     # discord and the top level
     EnvOverride(("DISCORD_TOKEN",), "discord", "token"),
     EnvOverride(("LOG_LEVEL",), "top", "log_level"),
+    # the HTTP front door
+    EnvOverride(("HTTP_HOST",), "http", "host"),
+    EnvOverride(("HTTP_PORT",), "http", "port", kind=int),
 )
 
 
@@ -788,10 +799,22 @@ def _validate_discord(settings: Settings) -> list[str]:
 
 
 def _validate_http(settings: Settings) -> list[str]:
-    port = settings.http.port
-    if not 0 <= port <= MAX_PORT:
-        return [f"http.port: {port} is out of range; use 0 to {MAX_PORT} (0 picks a free port)."]
-    return []
+    http = settings.http
+    problems = []
+    if not 0 <= http.port <= MAX_PORT:
+        problems.append(
+            f"http.port: {http.port} is out of range; use 0 to {MAX_PORT} (0 picks a free port)."
+        )
+    if http.claims_per_minute_per_ip < 1:
+        problems.append("http.claims_per_minute_per_ip: use at least 1.")
+    if not 256 <= http.max_body_bytes <= 1_048_576:
+        problems.append("http.max_body_bytes: use 256 to 1048576.")
+    for origin in http.cors_origin_list:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            problems.append(
+                f"http.cors_origins: {origin!r} is not an origin like https://example.com or *."
+            )
+    return problems
 
 
 def _validate_top_level(settings: Settings) -> list[str]:

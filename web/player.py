@@ -1,0 +1,144 @@
+"""The browser player: one HTML page, its static JS/CSS, and live progress by Server-Sent Events.
+
+The page talks to the seed JSON API (web/api.py) for scenes and claims; progress of a branch
+being made arrives from `WorldService.subscribe` through `GET /worlds/{worldId}/events?path=`.
+No inline script or style, so a strict Content-Security-Policy works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from world.service import InvalidBranch, ServiceError, UnknownWorld, WorldService
+from world.types import SceneEvent
+
+STATIC = Path(__file__).parent / "static"
+HEARTBEAT_SECONDS = 15.0
+PLAYER_SERVICE = web.AppKey("player_service", WorldService)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+WORLD_PAGE = re.compile(r"^/worlds/([^/]+)/?$")
+
+
+def install(app: web.Application, service: WorldService) -> None:
+    """Add the player page (`/`, `/worlds/{worldId}`), `/static/` and the SSE route.
+
+    `GET /worlds/{worldId}` is also the API's world JSON: a middleware serves the page only
+    to a browser navigating there (Accept starting with text/html), whichever is routed first.
+    """
+    app[PLAYER_SERVICE] = service
+    app.middlewares.append(_world_page)
+    app.router.add_get("/", _root_page)
+    app.router.add_get("/worlds/{worldId}/events", _events)
+    app.router.add_static("/static/", STATIC, follow_symlinks=False)
+
+
+def wants_html(request: web.Request) -> bool:
+    """A browser navigating asks for text/html first; fetch() and API clients do not."""
+    first = request.headers.get("Accept", "").split(",")[0]
+    return first.strip().lower().startswith("text/html")
+
+
+@web.middleware
+async def _world_page(request: web.Request, handler: Handler) -> web.StreamResponse:
+    match = WORLD_PAGE.match(request.path)
+    if match is None or request.method != "GET" or not wants_html(request):
+        return await handler(request)
+    service = request.app[PLAYER_SERVICE]
+    world_id = match.group(1)
+    try:
+        service.world(world_id)
+    except UnknownWorld as exc:
+        return web.json_response({"detail": str(exc)}, status=404)
+    return _page(service, world_id)
+
+
+def _page(service: WorldService, world_id: str) -> web.Response:
+    """The page, with what the API's JSON does not say: whether minting needs a key, its cost."""
+    template = (STATIC / "player.html").read_text(encoding="utf-8")
+    needs_key = service.provider(world_id).needs_key
+    values = {
+        "{{WORLD_ID}}": world_id,
+        "{{NEEDS_KEY}}": "true" if needs_key else "false",
+        "{{COST_USD}}": f"{service.estimated_cost(world_id):.4f}",
+    }
+    body = template
+    for marker, value in values.items():
+        body = body.replace(marker, html.escape(value, quote=True))
+    return web.Response(text=body, content_type="text/html", charset="utf-8")
+
+
+async def _root_page(request: web.Request) -> web.Response:
+    service = request.app[PLAYER_SERVICE]
+    return _page(service, service.settings.default_world.id)
+
+
+def event_json(event: SceneEvent) -> dict[str, object]:
+    return {
+        "status": str(event.status),
+        "progress": event.progress,
+        "stage": event.stage,
+        "failureCode": event.failure_code,
+        "failureDetail": event.failure_detail,
+        "providerStatus": event.provider_status,
+        "elapsedSeconds": event.elapsed_seconds,
+        "typicalSeconds": event.typical_seconds,
+    }
+
+
+async def _events(request: web.Request) -> web.StreamResponse:
+    service = request.app[PLAYER_SERVICE]
+    world_id = request.match_info["worldId"]
+    path = request.query.get("path", "")
+    try:
+        subscription = service.subscribe(world_id, path)
+    except UnknownWorld as exc:
+        return web.json_response({"detail": str(exc)}, status=404)
+    except InvalidBranch as exc:
+        return web.json_response({"detail": str(exc)}, status=422)
+    except ServiceError as exc:
+        return web.json_response({"detail": str(exc)}, status=400)
+
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    pending: asyncio.Task[SceneEvent] | None = None
+    try:
+        await response.write(b"retry: 3000\n\n")
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(subscription))
+            done, _ = await asyncio.wait({pending}, timeout=HEARTBEAT_SECONDS)
+            if not done:
+                await response.write(b": heartbeat\n\n")
+                continue
+            task, pending = pending, None
+            try:
+                event = task.result()
+            except StopAsyncIteration:
+                break
+            data = json.dumps(event_json(event), separators=(",", ":"))
+            await response.write(f"data: {data}\n\n".encode())
+    except ConnectionResetError:
+        return response  # the client went away: stop listening, quietly
+    finally:
+        if pending is not None:
+            pending.cancel()
+        await subscription.aclose()
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response
