@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import html
 import json
 import re
@@ -62,9 +63,14 @@ async def _world_page(request: web.Request, handler: Handler) -> web.StreamRespo
     return _page(service, world_id)
 
 
+@functools.cache
+def _template() -> str:
+    return (STATIC / "player.html").read_text(encoding="utf-8")
+
+
 def _page(service: WorldService, world_id: str) -> web.Response:
     """The page, with what the API's JSON does not say: whether minting needs a key, its cost."""
-    template = (STATIC / "player.html").read_text(encoding="utf-8")
+    template = _template()
     needs_key = service.provider(world_id).needs_key
     values = {
         "{{WORLD_ID}}": world_id,
