@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import random
+import re
 import sys
 import tempfile
 import time
@@ -36,6 +38,7 @@ from _common import make_settings, migrate, percentile, print_table, quiet_loggi
 from aiohttp import web
 from view import _NoProvider, seed
 
+from shared_world.runner import loop_factory
 from tests.fixtures.world import renders_started
 from web.app import build_app
 from world.service import WorldService
@@ -45,46 +48,69 @@ P99_TARGET_MS = 10.0
 HOT_SET = 32
 
 
-def _client(base: str, picks: list[str], concurrency: int, out: Any) -> None:
-    """Child process: GET every pick with `concurrency` workers; send back latencies (ms)."""
+def _client(host: str, port: int, picks: list[str], concurrency: int, out: Any) -> None:
+    """Child process: GET every pick with `concurrency` keep-alive connections; send back
+    latencies (ms). A minimal HTTP/1.1 client (like wrk, but parsing each JSON body), so the
+    load generator's own CPU stays well below the server's."""
+
+    async def get(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str
+    ) -> tuple[int, Any]:
+        target = f"/worlds/{WORLD}/scenes?path={quote(path, safe='')}"
+        writer.write(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = int(re.search(rb"(?i)content-length: *([0-9]+)", head).group(1))
+        return status, json.loads(await reader.readexactly(length))
 
     async def run() -> tuple[list[float], float, int]:
         latencies: list[float] = []
         errors = 0
         cursor = 0
-        connector = aiohttp.TCPConnector(limit=concurrency)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        connections = [await asyncio.open_connection(host, port) for _ in range(concurrency)]
+        for reader, writer in connections:  # connections open, first-request costs paid
+            for path in picks[:2]:
+                await get(reader, writer, path)
 
-            async def worker() -> None:
-                nonlocal cursor, errors
-                while cursor < len(picks):
-                    path = picks[cursor]
-                    cursor += 1
-                    url = f"{base}/worlds/{WORLD}/scenes?path={quote(path, safe='')}"
-                    t0 = time.perf_counter()
-                    async with session.get(url) as response:
-                        body = await response.json()
-                        if response.status != 200 or body.get("status") != "ready":
-                            errors += 1
-                    latencies.append((time.perf_counter() - t0) * 1000)
+        async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal cursor, errors
+            while cursor < len(picks):
+                path = picks[cursor]
+                cursor += 1
+                t0 = time.perf_counter()
+                status, body = await get(reader, writer, path)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if status != 200 or body.get("status") != "ready":
+                    errors += 1
 
-            warm = picks[: min(50, len(picks))]
-            for path in warm:  # connections open, first-request costs paid
-                async with session.get(f"{base}/worlds/{WORLD}/scenes?path={quote(path)}") as r:
-                    await r.read()
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            return latencies, time.perf_counter() - started, errors
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(r, w) for r, w in connections))
+        elapsed = time.perf_counter() - started
+        for _, writer in connections:
+            writer.close()
+        return latencies, elapsed, errors
 
-    out.put(asyncio.run(run()))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        out.put(runner.run(run()))
+
+
+def _result_of(process: Any, queue: Any) -> Any:
+    """The client's result; a client that died says so instead of hanging the bench."""
+    while True:
+        try:
+            return queue.get(timeout=1.0)
+        except Exception:
+            if not process.is_alive():
+                raise SystemExit(f"the load client exited with code {process.exitcode}") from None
 
 
 async def drive(base: str, picks: list[str], concurrency: int) -> dict[str, float]:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_client, args=(base, picks, concurrency, queue))
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    process = context.Process(target=_client, args=(host, int(port), picks, concurrency, queue))
     process.start()
-    latencies, elapsed, errors = await asyncio.to_thread(queue.get)
+    latencies, elapsed, errors = await asyncio.to_thread(_result_of, process, queue)
     await asyncio.to_thread(process.join)
     return {
         "p50": percentile(latencies, 50),
@@ -223,4 +249,5 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=3_000)
     parser.add_argument("--concurrency", type=_ints, default=[1, 16, 64])
     parser.add_argument("--claims", type=int, default=50)
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:  # the loop `serve` runs on
+        sys.exit(runner.run(main(parser.parse_args())))

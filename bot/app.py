@@ -18,6 +18,7 @@ from bot.director import Director
 from bot.errors import reply_error
 from bot.keyvault import KeyVault
 from bot.minting import Contributors, Minting
+from bot.moderation import Moderation
 from bot.rounds import Rounds
 from bot.waits import Waits, plain_wait
 from world.service import WorldService
@@ -74,6 +75,7 @@ class SharedWorldBot(commands.Bot):
             key_forms=self.key_forms,
             contributors=contributors,
         )
+        self.moderation = Moderation(self, service, service.play, self.director)
 
     @property
     def service(self) -> WorldService:

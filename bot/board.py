@@ -22,7 +22,7 @@ from bot.coalesce import Coalescer
 from bot.waits import Waits
 from world.play import CLOSED, VOTE, ChannelState, PlayStore, RoundState
 from world.service import WorldService
-from world.types import SceneView
+from world.types import SceneView, Status
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Board:
             now=now,
         )
         media, upload = await self.clip(view, state.channel_id)
-        layout = cards.scene_card(view, round=opened, media=media)
+        layout = cards.scene_card(view, round=opened, media=media, reportable=True)
         message = await self.messageable(state.channel_id).send(
             view=layout, file=upload if upload is not None else MISSING
         )
@@ -148,7 +148,9 @@ class Board:
             layout = cards.scene_card(
                 view, round=finished, tallies=counts, media=media, winner=winner
             )
-            await self._edit(closed.channel_id, closed.message_id).edit(view=layout)
+            # A scene the admins hid loses its uploaded clip too, not only the card's text.
+            removed = {"attachments": []} if view.status is Status.HIDDEN else {}
+            await self._edit(closed.channel_id, closed.message_id).edit(view=layout, **removed)
         except discord.HTTPException:
             log.warning(
                 "could not retire card world=%s path=%s round=%s",
@@ -198,7 +200,7 @@ class Board:
         view = await self.service.view(current.world_id, current.path)
         counts = await self.play.vote_counts(round_id)
         media = cards.clip_media(view, self.upload_limit(current.channel_id))
-        layout = cards.scene_card(view, round=current, tallies=counts, media=media)
+        layout = cards.scene_card(view, round=current, tallies=counts, media=media, reportable=True)
         await self._edit(current.channel_id, current.message_id).edit(view=layout)
 
     async def close(self) -> None:

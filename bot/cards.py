@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import discord
 from discord import ui
 
-from bot.components import ChoiceButton, MintButton
+from bot.components import ChoiceButton, MintButton, ReportButton
 from bot.rules import relative_time
 from world import paths
 from world.play import PICK, RoundState
@@ -119,6 +119,21 @@ def stage_wait_text(stage: str | None) -> str:
     return _STAGE_WAITS.get(stage or "", "working on it")
 
 
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st..."""
+    if 10 <= number % 100 <= 20:
+        return f"{number}th"
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def queue_wait_text(place: int) -> str:
+    """A mint waiting for a free generation slot: its place in line (1 = next to start)."""
+    ahead = place - 1
+    others = "next to start" if not ahead else f"{ahead} ahead of it"
+    return f"Waiting in line: {ordinal(place)}, {others} (every generation slot is busy)"
+
+
 def cost_text(usd: float) -> str:
     if usd <= 0:
         return "free"
@@ -194,12 +209,16 @@ def scene_card(
     tallies: Mapping[int, int] | None = None,
     media: Media,
     winner: int | None = None,
+    reportable: bool = False,
 ) -> ui.LayoutView:
     """The card of a ready scene: clip, title, narration, breadcrumbs, one button per choice.
 
     With an open round the buttons vote (or pick); a closed round shows the chosen branch and
-    disabled buttons.
+    disabled buttons. `reportable`: an open round's card also has a Report button. A scene
+    the admins hid shows that it was removed, without its clip or text.
     """
+    if view.status is Status.HIDDEN:
+        return removed_card(view)
     tallies = tallies or {}
     layout = ui.LayoutView(timeout=None)
     box = ui.Container(accent_colour=COLOUR_SCENE)
@@ -242,6 +261,25 @@ def scene_card(
                 )
             )
         box.add_item(row)
+    if reportable and round is not None and round.is_open and winner is None:
+        box.add_item(ui.ActionRow(ReportButton(round.id)))
+    layout.add_item(box)
+    return layout
+
+
+REMOVED_HEADING = "Removed by the admins"
+
+
+def removed_card(view: SceneView) -> ui.LayoutView:
+    """What a card of a hidden scene shows instead: no clip, no text, no choices."""
+    layout = ui.LayoutView(timeout=None)
+    box = ui.Container(accent_colour=COLOUR_FAILED)
+    box.add_item(ui.TextDisplay(f"## {REMOVED_HEADING}\n-# {breadcrumbs(view.path)}"))
+    box.add_item(
+        ui.TextDisplay(
+            "This scene's clip and text were removed by the admins. The branch can be minted again."
+        )
+    )
     layout.add_item(box)
     return layout
 
@@ -273,12 +311,15 @@ def mint_card(
     layout = ui.LayoutView(timeout=None)
     failed = target.status is Status.FAILED
     uncertain = failed and target.failure_code == UNCERTAIN
+    hidden = target.status is Status.HIDDEN
     box = ui.Container(accent_colour=COLOUR_FAILED if failed else COLOUR_MINT)
     heading = (
         "This branch may already have been paid for"
         if uncertain
         else "Minting this branch failed"
         if failed
+        else REMOVED_HEADING
+        if hidden
         else "Mint this branch"
     )
     box.add_item(ui.TextDisplay(f"## {heading}\n-# {breadcrumbs(target.path)}"))
@@ -292,7 +333,9 @@ def mint_card(
     else:
         pays = "Minting it is free on this world; after that it plays at once in every server."
     lines = [f"**{choice}** has not been made yet." if not failed else f"**{choice}**", pays]
-    if failed and target.failure_detail:
+    if hidden:
+        lines[0] = f"**{choice}**: its clip was removed by the admins; it can be made again."
+    elif failed and target.failure_detail:
         lines.append(f"Reason: {clip(target.failure_detail, 300)}")
     elif target.failure_detail:
         lines.append(f"-# Last attempt: {clip(target.failure_detail, 300)}")

@@ -30,6 +30,7 @@ CHOICE_TEMPLATE = r"sw:v1:c:(?P<round>[0-9]{1,20}):(?P<index>[0-9])"
 MINT_TEMPLATE = rf"sw:v1:m:{CHANNEL}:{PATH}"
 SAVED_KEY_TEMPLATE = rf"sw:v1:k:{CHANNEL}:{PATH}"
 NEW_KEY_TEMPLATE = rf"sw:v1:n:{CHANNEL}:{PATH}"
+REPORT_TEMPLATE = r"sw:v1:rp:(?P<round>[0-9]{1,20})"
 KEY_FORM_PREFIX = "sw:v1:key:"
 
 STALE_SENTENCE = (
@@ -155,7 +156,40 @@ class NewKeyButton(_BranchButton, template=NEW_KEY_TEMPLATE):
         )
 
 
-KNOWN_TEMPLATES = (CHOICE_TEMPLATE, MINT_TEMPLATE, SAVED_KEY_TEMPLATE, NEW_KEY_TEMPLATE)
+class ReportButton(ui.DynamicItem[ui.Button[Any]], template=REPORT_TEMPLATE):
+    """On a scene card: report its clip to the server's admins (once per member per clip).
+
+    It carries the card's round id: the round names the world, the scene and the card."""
+
+    def __init__(self, round_id: int) -> None:
+        super().__init__(
+            ui.Button(
+                label="Report",
+                emoji="\N{WARNING SIGN}",
+                style=discord.ButtonStyle.secondary,
+                custom_id=ids.custom_id("rp", round_id),
+            )
+        )
+        self.round_id = round_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: ui.Button[Any], match: re.Match[str], /
+    ) -> ReportButton:
+        return cls(int(match["round"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        moderation = _bot(interaction).moderation
+        await guarded(interaction, moderation.on_report(interaction, self.round_id))
+
+
+KNOWN_TEMPLATES = (
+    CHOICE_TEMPLATE,
+    MINT_TEMPLATE,
+    SAVED_KEY_TEMPLATE,
+    NEW_KEY_TEMPLATE,
+    REPORT_TEMPLATE,
+)
 STALE_TEMPLATE = "".join(f"(?!(?:{_anonymous(t)})\\Z)" for t in KNOWN_TEMPLATES) + r"[\s\S]{1,100}"
 
 
@@ -177,7 +211,14 @@ class StaleButton(ui.DynamicItem[ui.Button[Any]], template=STALE_TEMPLATE):
         )
 
 
-DYNAMIC_ITEMS = (ChoiceButton, MintButton, SavedKeyButton, NewKeyButton, StaleButton)
+DYNAMIC_ITEMS = (
+    ChoiceButton,
+    MintButton,
+    SavedKeyButton,
+    NewKeyButton,
+    ReportButton,
+    StaleButton,
+)
 
 
 class KeyForms:

@@ -208,7 +208,11 @@ class Director:
             provider = self.service.provider(state.world_id)
             if mint_now and not provider.needs_key and view.status is Status.PENDING:
                 result = await self.service.claim(
-                    state.world_id, view.path, None, str(decided_by) if decided_by else None
+                    state.world_id,
+                    view.path,
+                    None,
+                    str(decided_by) if decided_by else None,
+                    guild=str(state.guild_id),
                 )
                 if result.outcome is ClaimOutcome.QUEUED:
                     self.progress.follow(state.channel_id, state.world_id, view.path)

@@ -105,6 +105,7 @@ class Minting:
                 None,
                 str(interaction.user.id),
                 confirm_uncertain=view.failure_code == UNCERTAIN,
+                guild=_guild_of(interaction),
             )
             await self.report_claim(interaction, result, cost)
             return
@@ -176,7 +177,9 @@ class Minting:
                 )
                 return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        result = await self.service.retry(world_id, path, credentials, str(interaction.user.id))
+        result = await self.service.retry(
+            world_id, path, credentials, str(interaction.user.id), guild=_guild_of(interaction)
+        )
         if result.outcome is ClaimOutcome.REFUSED:
             raise Refusal(result.message or "That branch cannot be retried.")
         log.info("admin retry world=%s path=%s outcome=%s", world_id, path, result.outcome.value)
@@ -272,7 +275,9 @@ class Minting:
             return False
         self.vault.put(interaction.user.id, provider.name, credentials)
         if retry:
-            result = await self.service.retry(world_id, path, credentials, str(interaction.user.id))
+            result = await self.service.retry(
+                world_id, path, credentials, str(interaction.user.id), guild=_guild_of(interaction)
+            )
         else:
             # The mint card this member clicked warned them if a render may already exist.
             seen = await self.service.view(world_id, path)
@@ -282,6 +287,7 @@ class Minting:
                 credentials,
                 str(interaction.user.id),
                 confirm_uncertain=seen.failure_code == UNCERTAIN,
+                guild=_guild_of(interaction),
             )
         cost = cards.cost_text(self.service.estimated_cost(world_id))
         if check.remaining_usd is not None:
@@ -305,6 +311,11 @@ class Minting:
                 f"Minting started ({cost}). Watch the channel; if your key runs into trouble "
                 "I will tell you here."
             )
+            place = self.service.queue_position(world_id, path)
+            if place is not None:
+                sentence += (
+                    f" Every generation slot is busy; it waits in line, {cards.ordinal(place)}."
+                )
             self.contributors.add(world_id, path, interaction)
             log.info("mint started world=%s path=%s", world_id, path)
             await progress.follow_branch(world_id, path)
@@ -358,9 +369,14 @@ class Minting:
             )
             return True
         if view.status is Status.QUEUED:
+            place = self.service.queue_position(state.world_id, view.path)
+            if place is not None:
+                how = f" (it waits in line for a free generation slot, {cards.ordinal(place)})"
+            else:
+                how = f" ({view.progress} %)" if view.progress_known else ""
             await interaction.response.send_message(
                 "Someone is minting this branch right now"
-                + (f" ({view.progress} %)" if view.progress_known else "")
+                + how
                 + ". It is free for you: watch the channel, the scene appears when it is done.",
                 ephemeral=True,
             )
@@ -371,3 +387,8 @@ class Minting:
                 "The video provider refused this branch; an admin can retry it with /world retry."
             )
         return False
+
+
+def _guild_of(interaction: discord.Interaction) -> str | None:
+    """The server a claim comes from, for its caps (hashed by the service, like the member)."""
+    return str(interaction.guild_id) if interaction.guild_id else None

@@ -87,7 +87,11 @@ class Progress:
         start = await self.service.view(world_id, path)
         label = start.choice_label
         await self.board.retire_mint_card(channel_id, label, path)
-        waiting = None if start.progress_known else cards.stage_wait_text("queued")
+        place = self.service.queue_position(world_id, path)  # waiting for a generation slot
+        if place is not None:
+            waiting: str | None = cards.queue_wait_text(place)
+        else:
+            waiting = None if start.progress_known else cards.stage_wait_text("queued")
         message = await self.board.messageable(channel_id).send(
             view=cards.progress_card(label, path, start.progress, stage="queued", waiting=waiting)
         )
@@ -119,7 +123,10 @@ class Progress:
                     event = await self.waits(anext(events), "progress of a mint")
                 except StopAsyncIteration:
                     break
-                if event.elapsed_seconds is not None:
+                place = self.service.queue_position(world_id, path)
+                if place is not None and event.status is Status.QUEUED:
+                    waiting = cards.queue_wait_text(place)
+                elif event.elapsed_seconds is not None:
                     waiting = cards.render_wait_text(
                         event.provider_status, event.elapsed_seconds, event.typical_seconds
                     )

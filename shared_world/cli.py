@@ -1,4 +1,4 @@
-"""The `shared-world` command: run, serve, check, db upgrade, sync-commands.
+"""The `shared-world` command: run, serve, check, db upgrade, sync-commands, prerender.
 
 Owns argument parsing, loading the settings (a SettingsError or an unreadable --config file is
 printed in plain words to stderr and exits 2, never a traceback), logging set-up, and handing
@@ -117,7 +117,7 @@ def configure_logging(level: str, *, command: str | None = None) -> None:
     handler.setFormatter(formatter(LOG_FORMAT))
     if not debug:
         handler.addFilter(_not_voice_noise)
-    if command == "check" and not debug:
+    if command in ("check", "prerender") and not debug:  # their own lines stand alone
         handler.setLevel(max(logging.WARNING, logging.getLevelName(level)))
     root.addHandler(handler)
     root.setLevel(level)
@@ -264,6 +264,22 @@ def build_parser() -> argparse.ArgumentParser:
     from shared_world.sandbox import add_arguments as add_sandbox_arguments
 
     add_sandbox_arguments(sandbox)
+    prerender = sub.add_parser(
+        "prerender",
+        help="mint every branch down to a depth with the host's key",
+        description="Mint every branch of a world from the opening scene down to --depth "
+        "with the host's own key (read from an environment variable, never printed), "
+        "breadth-first, up to [generation] max_concurrent_jobs at once, under the same caps "
+        "and provider limits as any mint. It first shows the branches still to make and "
+        "their estimated cost and asks (--yes skips the question; without a terminal --yes "
+        "is required), then shows progress with done, failed, remaining and the spend so "
+        "far. Ctrl-C stops new claims and exits 130; running it again continues where it "
+        "stopped (also after a crash) without paying twice for a branch. Exit 1 if some "
+        "branches could not be made or the question was answered no.",
+    )
+    from shared_world.prerender import add_arguments as add_prerender_arguments
+
+    add_prerender_arguments(prerender)
     _accept_config_after_the_subcommand(parser)
     return parser
 
@@ -293,6 +309,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from shared_world.sandbox import run_sandbox
 
         return run_sandbox(settings, args)
+    if args.command == "prerender":
+        from shared_world.prerender import run_prerender
+
+        return run_prerender(settings, args)
     if args.command == "sync-commands":
         from shared_world.runner import sync_commands
 

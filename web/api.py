@@ -24,6 +24,7 @@ from world.types import ChildState, ClaimOutcome, Credentials, SceneView, Status
 log = logging.getLogger(__name__)
 
 SERVICE_KEY = web.AppKey("service", WorldService)
+BODY_CACHE_SIZE = 4096  # as many as the service's view cache holds
 
 KEY_REQUIRED = "API key required for generation"
 MAX_KEY_CHARS = 512
@@ -33,6 +34,7 @@ CHILD_STATUS = {
     ChildState.FAILED: Status.FAILED.value,
     ChildState.UNEXPLORED: Status.PENDING.value,
 }
+_EXPLAINED = frozenset({Status.FAILED, Status.HIDDEN})  # statuses that carry a sentence
 # A refused claim's reason (world/claimer.py) as the HTTP status the original used for it.
 REFUSAL_STATUS = {
     "key_required": 400,
@@ -42,6 +44,7 @@ REFUSAL_STATUS = {
     "failed_final": 409,
     "uncertain": 409,
     "shutting_down": 503,
+    "cap": 429,  # a [limits] cap: the sentence says when it frees up
 }
 
 
@@ -119,14 +122,40 @@ def scene_response(service: WorldService, view: SceneView) -> dict[str, Any]:
         "childrenPaths": children,
         "videoUrl": _asset_url(service, view.video_url, view.video_key) if ready else None,
         "posterUrl": view.poster_url if ready else None,
-        "failureCode": view.failure_code if view.status is Status.FAILED else None,
-        "failureDetail": view.failure_detail if view.status is Status.FAILED else None,
+        # A hidden scene (removed by the admins) says so here, with no clip and no text.
+        "failureCode": view.failure_code if view.status in _EXPLAINED else None,
+        "failureDetail": view.failure_detail if view.status in _EXPLAINED else None,
         "queuedSince": _iso(view.claimed_at) if queued else None,
         "updatedAt": _iso(view.updated_at),
         "progress": 100 if ready else view.progress,
         "progressUpdatedAt": _iso(view.updated_at) if queued else None,
         "stateSummary": view.state_summary,
     }
+
+
+class SceneBodies:
+    """Ready scenes' JSON as sent: a view the service's cache hands back again is sent as
+    the bytes made the first time (the hot read serialises nothing)."""
+
+    def __init__(self, size: int = BODY_CACHE_SIZE) -> None:
+        self._size = size
+        self._bodies: dict[tuple[str, str], tuple[SceneView, bytes]] = {}
+
+    def body(self, service: WorldService, view: SceneView) -> bytes:
+        key = (view.world_id, view.path)
+        known = self._bodies.get(key)
+        if known is not None and known[0] is view:
+            return known[1]
+        body = json.dumps(scene_response(service, view)).encode()
+        if view.is_ready:
+            self._bodies.pop(key, None)
+            self._bodies[key] = (view, body)
+            if len(self._bodies) > self._size:  # the oldest made goes first
+                del self._bodies[next(iter(self._bodies))]
+        return body
+
+
+BODIES_KEY = web.AppKey("scene_bodies", SceneBodies)
 
 
 async def _view(service: WorldService, world_id: str, path: str) -> SceneView:
@@ -190,7 +219,8 @@ async def get_scene(request: web.Request) -> web.Response:
         view = await _view(service, world_id, path)
     except ApiError as exc:
         return _fail(exc.status, exc.detail)
-    return web.json_response(scene_response(service, view))
+    body = request.app[BODIES_KEY].body(service, view)
+    return web.Response(body=body, content_type="application/json")
 
 
 async def claim_scene(request: web.Request) -> web.Response:
@@ -201,7 +231,7 @@ async def claim_scene(request: web.Request) -> web.Response:
         if "path" not in body:
             raise ApiError(422, 'path is required (the opening scene is "").')
         path = _check_path(service, body["path"])
-        return await _claim(service, world_id, path, _credentials(body))
+        return await _claim(service, world_id, path, _credentials(body), _contributor(request))
     except ApiError as exc:
         return _fail(exc.status, exc.detail)
 
@@ -216,13 +246,23 @@ async def retry_scene(request: web.Request) -> web.Response:
         world_id = _world_id(request)
         path = _check_path(service, request.match_info["path"])
         body = await _json_body(request, empty_ok=True)
-        return await _claim(service, world_id, path, _credentials(body))
+        return await _claim(service, world_id, path, _credentials(body), _contributor(request))
     except ApiError as exc:
         return _fail(exc.status, exc.detail)
 
 
+def _contributor(request: web.Request) -> str:
+    """Who claims through HTTP, for the member caps of [limits]: the client's address (the
+    service stores only its keyed hash, as it does for Discord members)."""
+    return f"web:{request.remote or 'unknown'}"
+
+
 async def _claim(
-    service: WorldService, world_id: str, path: str, credentials: Credentials | None
+    service: WorldService,
+    world_id: str,
+    path: str,
+    credentials: Credentials | None,
+    contributor: str,
 ) -> web.Response:
     try:
         view = await service.view(world_id, path)
@@ -240,7 +280,7 @@ async def _claim(
             raise ApiError(400, exc.public_message) from None
     else:
         credentials = None  # a free world: whatever was sent is not even handed on
-    result = await service.claim(world_id, path, credentials, None)
+    result = await service.claim(world_id, path, credentials, contributor)
     if result.outcome is ClaimOutcome.REFUSED:
         detail = result.message or "That branch cannot be claimed."
         if result.reason == "key_required":
@@ -274,6 +314,7 @@ async def world_metrics(request: web.Request) -> web.Response:
 
 def install(app: web.Application, service: WorldService) -> None:
     app[SERVICE_KEY] = service
+    app[BODIES_KEY] = SceneBodies()
     app.router.add_get("/health", health)
     app.router.add_get("/worlds/{world_id}", get_world)
     app.router.add_get("/worlds/{world_id}/scenes", get_scene)

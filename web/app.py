@@ -1,9 +1,9 @@
 """The HTTP front door: the original web app's world API, health, OpenAPI and local assets.
 
 `build_app(settings, service)` composes it on the bot's event loop and WorldService:
-middlewares and headers (web/limits.py), the seed endpoints (web/api.py), /openapi.json
-(web/openapi.py), the Prometheus scrape (web/metrics.py), the browser player
-(web/player.py), and local assets under /assets/ when the store is local.
+middlewares and headers (web/limits.py), the seed endpoints (web/api.py), the world map
+(web/maps.py), /openapi.json (web/openapi.py), the Prometheus scrape (web/metrics.py), the
+browser player (web/player.py), and local assets under /assets/ when the store is local.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from web import api, limits, metrics, openapi, player
+from web import api, limits, maps, metrics, openapi, player
 from world.service import WorldService
 from world.settings import Settings
 
@@ -33,6 +33,7 @@ def build_app(
     app = web.Application(middlewares=limits.middlewares(http), client_max_size=http.max_body_bytes)
     app.on_response_prepare.append(limits.security_headers)
     api.install(app, service)
+    maps.install(app, service)
     openapi.install(app)
     metrics.install(app, service, interactions=interactions)
     player.install(app, service)

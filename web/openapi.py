@@ -272,6 +272,31 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/worlds/{worldId}/map.png": {
+            "get": {
+                "operationId": "worldMap",
+                "summary": "A PNG map of the explored tree around a branch (writes nothing)",
+                "parameters": [
+                    WORLD_ID,
+                    {"name": "path", "in": "query", "required": False, "schema": BRANCH_PATH},
+                    {
+                        "name": "depth",
+                        "in": "query",
+                        "required": False,
+                        "description": "Levels below the branch (default 3).",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 6, "default": 3},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The map: nodes coloured by status, a legend.",
+                        "content": {"image/png": {"schema": {"type": "string"}}},
+                    },
+                    "404": _error("No such world."),
+                    "422": _error("A malformed path or depth, or an unexplored branch."),
+                },
+            }
+        },
         "/openapi.json": {
             "get": {
                 "operationId": "openapi",

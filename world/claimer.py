@@ -21,6 +21,7 @@ from world.jobs import JobRunner
 from world.models import Scene, utcnow
 from world.providers.base import Provider
 from world.settings import Settings, WorldSettings
+from world.spending import SpendingGuard
 from world.types import UNCERTAIN, ClaimOutcome, ClaimResult, Credentials, SceneEvent, Status
 from world.views import ViewCache, parent_choice_label
 
@@ -48,8 +49,11 @@ class Claimer:
         views: ViewCache,
         jobs: JobRunner,
         publish: Callable[[SceneEvent], None],
+        estimated_cost: Callable[[str], float] = lambda world_id: 0.0,
     ) -> None:
         self._settings = settings
+        self._estimated_cost = estimated_cost
+        self._spending = SpendingGuard(settings.limits)  # caps per member and server
         self._db = db
         self._providers = providers
         self._locks = locks
@@ -71,9 +75,13 @@ class Claimer:
         *,
         retry: bool,
         confirm: bool,
+        guild: str | None = None,
     ) -> ClaimResult:
         """Claim a valid branch of a known world (see WorldService.claim and .retry)."""
         key = (world.id, path)
+        salt = self._settings.generation.contributor_salt
+        member = contributor_id(salt, contributor) if contributor else None
+        server = contributor_id(salt, guild) if guild else None
         if self._views.is_ready(world.id, path):
             return ClaimResult(ClaimOutcome.READY, world.id, path, progress=100)
 
@@ -85,9 +93,10 @@ class Claimer:
                 and not retry
             ):
                 return recent[1]
-            result = await self._claim_in_database(
-                world, path, credentials, contributor, retry=retry, confirm=confirm
-            )
+            async with self._spending.hold(member, server):  # after the path lock, always
+                result = await self._claim_in_database(
+                    world, path, credentials, member, server, retry=retry, confirm=confirm
+                )
             if result.outcome is ClaimOutcome.QUEUED:
                 self._remember_recent(key, result)
             return result
@@ -97,7 +106,8 @@ class Claimer:
         world: WorldSettings,
         path: str,
         credentials: Credentials | None,
-        contributor: str | None,
+        hashed: str | None,
+        server: str | None,
         *,
         retry: bool,
         confirm: bool,
@@ -105,11 +115,7 @@ class Claimer:
         world_id = world.id
         parent_path = paths.parent(path)
         token = new_claim_token()
-        hashed = (
-            contributor_id(self._settings.generation.contributor_salt, contributor)
-            if contributor
-            else None
-        )
+        estimate = self._estimated_cost(world_id)
         async with self._db.transaction() as session:
             wanted = [path] if parent_path is None else [path, parent_path]
             rows = await scenes.load_paths(session, world_id, wanted)
@@ -139,11 +145,17 @@ class Claimer:
                 return refused(
                     world_id, path, "key_required", "Making this branch needs an API key."
                 )
+            if self._spending.active:  # before anything is written or spent
+                over = await self._spending.check(session, hashed, server, estimate)
+                if over is not None:
+                    log.info("claim over a cap world=%s path=%s", world_id, path)
+                    return refused(world_id, path, "cap", over)
             if scene is None:
                 await scenes.insert_placeholder(
                     session, world_id, path, parent_choice_label(parent, path)
                 )
-            allowed = [Status.FAILED] if retry else [Status.PENDING, Status.FAILED]
+            # A hidden scene (world/moderation.py) is re-opened: it is minted like a new one.
+            allowed = [Status.FAILED] if retry else [Status.PENDING, Status.FAILED, Status.HIDDEN]
             won = await scenes.try_claim(
                 session,
                 world_id,
@@ -153,6 +165,8 @@ class Claimer:
                 provider=world.provider,
                 lease_seconds=self._settings.generation.lease_seconds,
                 from_statuses=allowed,
+                guild=server,
+                reserved_cost_usd=estimate,
             )
             if not won:
                 current = (await scenes.load_paths(session, world_id, [path]))[path]
@@ -173,8 +187,13 @@ class Claimer:
                 )
                 log.warning("uncertain render written off world=%s path=%s", world_id, path)
         log.info("claimed world=%s path=%s retry=%s", world_id, path, retry)
-        self._jobs.start(world, path, token, credentials, hashed)
-        self._publish(SceneEvent(world_id, path, Status.QUEUED, progress=0, stage="queued"))
+        self._jobs.start(world, path, token, credentials, hashed, guild=server)
+        place = self._jobs.queue_position(world_id, path)  # waiting for a slot: its place
+        self._publish(
+            SceneEvent(
+                world_id, path, Status.QUEUED, progress=0, stage="queued", queue_position=place
+            )
+        )
         return ClaimResult(ClaimOutcome.QUEUED, world_id, path, progress=0, claimed_by_caller=True)
 
     async def cancel(self, world_id: str, path: str) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from world.types import SceneEvent, Status
 
-TERMINAL = frozenset({Status.READY, Status.FAILED, Status.PENDING})
+TERMINAL = frozenset({Status.READY, Status.FAILED, Status.PENDING, Status.HIDDEN})
 QUEUE_SIZE = 16
 
 Key = tuple[str, str]

@@ -23,8 +23,9 @@ from world.events import Spawn, default_spawn
 from world.logsafe import hold_secret, release_secret
 from world.pipeline import GenerationJob, JobContext, run_guarded
 from world.providers.base import Provider
+from world.queue import JobSlots
 from world.settings import Settings, WorldSettings
-from world.types import Credentials, SceneEvent
+from world.types import Credentials, SceneEvent, Status
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class JobRunner:
         self._spawn = spawn or default_spawn
         self._on_finished = on_finished
         self._lease_interval = max(1.0, settings.generation.lease_seconds / 3)
-        self._slots = asyncio.Semaphore(settings.generation.max_concurrent_jobs)
+        # First come, first served; a job waiting for a slot shows its place (world/queue.py).
+        self._slots = JobSlots(settings.generation.max_concurrent_jobs, self._queue_moved)
         self._tasks: dict[str, asyncio.Task[None]] = {}  # claim token -> job task
         self._running: dict[Key, str] = {}  # (world, path) -> claim token
 
@@ -72,6 +74,15 @@ class JobRunner:
     def running_paths(self) -> set[Key]:
         return set(self._running)
 
+    def queue_position(self, world_id: str, path: str) -> int | None:
+        """The branch's place in line for a job slot here (1 = next), None if not waiting."""
+        return self._slots.position((world_id, path))
+
+    def _queue_moved(self, key: Key, place: int | None) -> None:
+        self._publish(
+            SceneEvent(key[0], key[1], Status.QUEUED, stage="queued", queue_position=place)
+        )
+
     def start(
         self,
         world: WorldSettings,
@@ -79,6 +90,7 @@ class JobRunner:
         token: str,
         credentials: Credentials | None,
         contributor: str | None,
+        guild: str | None = None,
     ) -> None:
         """Run the job of a claim just won (`token`) as a background task."""
         ctx = JobContext(
@@ -94,13 +106,19 @@ class JobRunner:
             + CREATE_WINDOW_MARGIN_SECONDS,
         )
         job = GenerationJob(
-            ctx, path=path, token=token, credentials=credentials, contributor=contributor
+            ctx,
+            path=path,
+            token=token,
+            credentials=credentials,
+            contributor=contributor,
+            guild=guild,
         )
         key = (world.id, path)
         self._running[key] = token
+        granted = self._slots.enter(token, key)  # its place in line is known from now
         secret = credentials.api_key if credentials is not None else None
         hold_secret(secret)  # redacted from every log line until this job lets the key go
-        task = self._spawn(self._run(job), f"generate {world.id}/{path}")
+        task = self._spawn(self._run(job, granted), f"generate {world.id}/{path}")
         task.add_done_callback(lambda _: self._release_after_create(key, secret))
         # A callback, not a `finally`: a task cancelled before its first step runs no code.
         task.add_done_callback(lambda _: self._finished(job))
@@ -132,6 +150,7 @@ class JobRunner:
 
     def _finished(self, job: GenerationJob) -> None:
         self._tasks.pop(job.token, None)
+        self._slots.leave(job.token)
         key = (job.world_id, job.path)
         if self._running.get(key) == job.token:
             del self._running[key]
@@ -146,7 +165,7 @@ class JobRunner:
         else:
             release_secret(secret)
 
-    async def _run(self, job: GenerationJob) -> None:
+    async def _run(self, job: GenerationJob, granted: asyncio.Future[None]) -> None:
         # The job's own helper, in the job's task context: cancelled and awaited by the job.
         keeper = asyncio.create_task(self._keep_lease(job))
 
@@ -155,8 +174,12 @@ class JobRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
 
-        async with self._slots:
-            await run_guarded(job, done)
+        try:
+            await granted  # a free slot, or the head of the line
+        except asyncio.CancelledError:
+            await done()
+            raise
+        await run_guarded(job, done)
 
     async def _keep_lease(self, job: GenerationJob) -> None:
         """Renew the lease while the job runs; stop the job if another claim took over."""

@@ -72,6 +72,8 @@ class Scene(Base):
     __table_args__ = (
         UniqueConstraint("world_id", "path", name="uq_scenes_world_path"),
         Index("ix_scenes_world_status_lease", "world_id", "status", "lease_until"),
+        Index("ix_scenes_contributor_status", "contributor", "status"),
+        Index("ix_scenes_guild_status", "guild", "status"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -103,6 +105,9 @@ class Scene(Base):
     failure_detail: Mapped[str | None] = mapped_column(Text)
     claim_token: Mapped[str | None] = mapped_column(String(64))
     contributor: Mapped[str | None] = mapped_column(String(64))
+    # The claim's server (HMAC, like contributor) and the estimate it reserved while it runs.
+    guild: Mapped[str | None] = mapped_column(String(64))
+    reserved_cost_usd: Mapped[float | None] = mapped_column(Float)
     claimed_at: Mapped[datetime | None] = mapped_column()
     lease_until: Mapped[datetime | None] = mapped_column()
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -112,7 +117,12 @@ class Scene(Base):
 
 class Render(Base):
     __tablename__ = "renders"
-    __table_args__ = (Index("ix_renders_world_outcome", "world_id", "outcome"),)
+    __table_args__ = (
+        Index("ix_renders_world_outcome", "world_id", "outcome"),
+        Index("ix_renders_contributor_created", "contributor", "created_at"),
+        Index("ix_renders_guild_created", "guild", "created_at"),
+        Index("ix_renders_world_created", "world_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     world_id: Mapped[str] = mapped_column(String(64), ForeignKey("worlds.id"))
@@ -123,6 +133,7 @@ class Render(Base):
     video_model: Mapped[str] = mapped_column(String(128))
     summary_model: Mapped[str | None] = mapped_column(String(128))
     contributor: Mapped[str | None] = mapped_column(String(64))
+    guild: Mapped[str | None] = mapped_column(String(64))  # the claim's server (HMAC)
     outcome: Mapped[str] = mapped_column(String(16), default="ready")  # ready | failed
     failure_code: Mapped[str | None] = mapped_column(String(64))
     planner_ms: Mapped[int] = mapped_column(Integer, default=0)
@@ -192,3 +203,83 @@ class Vote(Base):
     user_id: Mapped[int] = mapped_column(BigInteger)
     choice_index: Mapped[int] = mapped_column(Integer)
     voted_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# -- moderation (world/moderation.py) ---------------------------------------------------------
+
+
+class Report(Base):
+    """A member's report of one clip: one per member per clip (a re-minted scene is new)."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        UniqueConstraint("scene_id", "clip", "reporter", name="uq_reports_scene_clip_reporter"),
+        Index("ix_reports_world_path", "world_id", "path"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    world_id: Mapped[str] = mapped_column(String(64), ForeignKey("worlds.id"))
+    scene_id: Mapped[int] = mapped_column(ForeignKey("scenes.id"))
+    path: Mapped[str] = mapped_column(String(1024))
+    clip: Mapped[str] = mapped_column(String(32))  # a digest of the reported clip's asset key
+    reporter: Mapped[str] = mapped_column(String(64))  # HMAC, like a contributor
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    channel_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReportChannel(Base):
+    """Where a Discord server's admins want reports posted."""
+
+    __tablename__ = "report_channels"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    channel_id: Mapped[int] = mapped_column(BigInteger)
+    set_by: Mapped[str] = mapped_column(String(64))  # HMAC
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class HiddenClip(Base):
+    """A clip the admins hid: what the scene was, kept until `delete_after` for an unhide."""
+
+    __tablename__ = "hidden_clips"
+    __table_args__ = (
+        Index("ix_hidden_clips_scene", "scene_id"),
+        Index("ix_hidden_clips_delete_after", "delete_after"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    world_id: Mapped[str] = mapped_column(String(64), ForeignKey("worlds.id"))
+    scene_id: Mapped[int] = mapped_column(ForeignKey("scenes.id"))
+    path: Mapped[str] = mapped_column(String(1024))
+    asset_key: Mapped[str | None] = mapped_column(String(1024))
+    poster_key: Mapped[str | None] = mapped_column(String(1024))
+    # The scene's own columns as they were (title, narration, choices, job id ...), for unhide.
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+    hidden_by: Mapped[str] = mapped_column(String(64))  # HMAC
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    hidden_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delete_after: Mapped[datetime] = mapped_column()
+    restored_at: Mapped[datetime | None] = mapped_column()
+    deleted_at: Mapped[datetime | None] = mapped_column()
+
+
+class AdminAction(Base):
+    """The audit trail: every admin action, who (HMAC), what, where and when."""
+
+    __tablename__ = "admin_actions"
+    __table_args__ = (
+        Index("ix_admin_actions_world_created", "world_id", "created_at"),
+        Index("ix_admin_actions_guild_created", "guild_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    action: Mapped[str] = mapped_column(String(32))  # hide | unhide | report_channel | ...
+    actor: Mapped[str] = mapped_column(String(64))  # HMAC
+    guild_id: Mapped[int | None] = mapped_column(BigInteger)
+    world_id: Mapped[str | None] = mapped_column(String(64))
+    path: Mapped[str | None] = mapped_column(String(1024))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -108,6 +108,7 @@ class GenerationJob:
         token: str,
         credentials: Credentials | None,
         contributor: str | None,
+        guild: str | None = None,
     ) -> None:
         self.ctx = ctx
         self.world_id = ctx.world.id
@@ -115,6 +116,7 @@ class GenerationJob:
         self.token = token
         self._credentials = credentials
         self.contributor = contributor
+        self.guild = guild  # the claim's server (HMAC), recorded on its render
         self.timings = Timings()
         self._last_progress_write = 0.0
         self._progress = 0
@@ -426,6 +428,7 @@ class GenerationJob:
                     video_model=self.ctx.world.video_model,
                     summary_model=self.ctx.world.summary_model,
                     contributor=self.contributor,
+                    guild=self.guild,
                     outcome="ready",
                     planner_ms=self.timings.planner_ms,
                     video_ms=self.timings.video_ms,
@@ -599,6 +602,7 @@ async def _end(
                     video_model=ctx.world.video_model,
                     summary_model=ctx.world.summary_model,
                     contributor=job.contributor,
+                    guild=job.guild,
                     outcome="failed",
                     failure_code=code,
                     planner_ms=job.timings.planner_ms,

@@ -47,12 +47,35 @@ async def load_paths(
 async def load_view_rows(
     session: AsyncSession, world_id: str, wanted: Sequence[str]
 ) -> dict[str, Any]:
-    """Like load_paths, but plain rows (no ORM identity map): the hot read of `view`."""
-    table = Scene.__table__
+    """Like load_paths, but plain rows (no ORM identity map) of the columns a view shows:
+    the hot read of `view`."""
     rows = await session.execute(
-        select(table).where(table.c.world_id == world_id, table.c.path.in_(list(wanted)))
+        select(*_VIEW_COLUMNS).where(
+            _SCENES.c.world_id == world_id, _SCENES.c.path.in_(list(wanted))
+        )
     )
     return {row.path: row for row in rows}
+
+
+# What only the engine reads (prompts, paid-create intents, leases) stays out of view reads.
+_ENGINE_ONLY_COLUMNS = frozenset(
+    {
+        "video_prompt",
+        "render_attempt",
+        "render_request",
+        "render_requested_at",
+        "provider_job_id",
+        "claim_token",
+        "contributor",
+        "lease_until",
+        "attempts",
+        "created_at",
+        "guild",
+        "reserved_cost_usd",
+    }
+)
+_SCENES = Scene.__table__
+_VIEW_COLUMNS = [c for c in _SCENES.c if c.name not in _ENGINE_ONLY_COLUMNS]
 
 
 async def insert_placeholder(
@@ -90,6 +113,8 @@ async def try_claim(
     provider: str,
     lease_seconds: int,
     from_statuses: Sequence[Status],
+    guild: str | None = None,
+    reserved_cost_usd: float | None = None,
 ) -> bool:
     """The compare-and-set: exactly one caller, in any process, gets rowcount 1."""
     now = utcnow()
@@ -104,6 +129,8 @@ async def try_claim(
             status=Status.QUEUED.value,
             claim_token=token,
             contributor=contributor,
+            guild=guild,
+            reserved_cost_usd=reserved_cost_usd,
             provider=provider,
             claimed_at=now,
             lease_until=now + timedelta(seconds=lease_seconds),

@@ -5,7 +5,8 @@ It validates requests, holds the life cycle, and hands the work to its parts:
 - claims (world/claimer.py): invariant 1, the per-path lock + CAS claim with token and lease;
 - jobs (world/jobs.py): generation jobs of this process, their leases and in-flight creates;
 - views (world/views.py): scene views and their cache, and the branches known ready;
-- events (world/events.py): progress fan-out; metrics (world/metrics.py); the watchdog.
+- events (world/events.py): progress fan-out; metrics (world/metrics.py); the watchdog;
+- moderation (world/moderation.py): reports, hiding and unhiding scenes, the audit trail.
 
 Every local event goes through `_publish`, which drops the stale cached views, forgets the
 branch's recent claim once it left the queue, fans the event out and tells the observer.
@@ -15,24 +16,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from storage.base import AssetStore
 from storage.factory import build_store
-from world import paths, scenes, sweep
+from world import paths, scenes, spending, sweep, worldmap
 from world.claimer import FINAL_FAILURES as FINAL_FAILURES  # re-exported for front doors
 from world.claimer import Claimer, refused
-from world.claims import PathLocks
+from world.claims import PathLocks, contributor_id
 from world.counters import RenderTimes, ServiceCounters
 from world.db import Database
 from world.events import EventBus, Spawn, Subscription, default_spawn
+from world.film import Film, Filmmaker, FilmRefused
+from world.film import Progress as FilmProgressCallback
 from world.jobs import JobRunner
 from world.logsafe import describe_exception, holding
 from world.metrics import render_times, world_metrics
+from world.moderation import AuditEntry as AuditEntry  # re-exported for front doors
+from world.moderation import HideResult as HideResult
+from world.moderation import Moderation, ModerationRefused
+from world.moderation import ReportResult as ReportResult
+from world.moderation import UnhideResult as UnhideResult
 from world.play import PlayStore
 from world.providers import build_provider
 from world.providers.base import KeyCheck, Provider, ProviderError
@@ -42,6 +52,11 @@ from world.settings import Settings, WorldSettings
 from world.types import ClaimResult, Credentials, Metrics, SceneEvent, SceneView, Status
 from world.views import UnreachableBranch, ViewCache
 from world.watchdog import Watchdog
+
+# The map's depth limits, for the front doors' option hints.
+MAP_DEFAULT_DEPTH = worldmap.DEFAULT_DEPTH
+MAP_MIN_DEPTH = worldmap.MIN_DEPTH
+MAP_MAX_DEPTH = worldmap.MAX_DEPTH
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +96,7 @@ class WorldService:
         generation = settings.generation
         self.locks = PathLocks()
         self.play = PlayStore(db)  # channels, rounds and votes of the front doors that play
+        self.films = Filmmaker(settings, db, lambda: self._store)  # /adventure film
         self.views = ViewCache(db, store, self.providers, settings.storage, self.estimated_cost)
         self.jobs = JobRunner(
             settings,
@@ -93,10 +109,17 @@ class WorldService:
             on_finished=lambda key: self._claims.forget(*key),
         )
         self._claims = Claimer(
-            settings, db, self.providers, self.locks, self.views, self.jobs, self._publish
+            settings,
+            db,
+            self.providers,
+            self.locks,
+            self.views,
+            self.jobs,
+            self._publish,
+            estimated_cost=self.estimated_cost,
         )
         self.events = EventBus(
-            self.views.stored_event,
+            self._stored_event,
             interval=max(0.5, generation.progress_write_interval_seconds),
             is_local=lambda key: self.jobs.running(*key),
             spawn=self._spawn,
@@ -104,6 +127,8 @@ class WorldService:
         self._closing = False
         self._estimates: asyncio.Task[None] | None = None
         self.watchdog = Watchdog(self, generation.watchdog_interval_seconds, spawn=self._spawn)
+        # reports, hide / unhide, the audit trail (world/moderation.py)
+        self.moderation = Moderation(settings, db, lambda: self._store, self._publish)
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -177,6 +202,7 @@ class WorldService:
                 await self._estimates
         await self.watchdog.stop()
         await self.jobs.drain(self.settings.generation.shutdown_grace_seconds)
+        await self.films.close()
         await self.events.close()
         for provider in {id(p): p for p in self.providers.values()}.values():
             with contextlib.suppress(Exception):
@@ -268,6 +294,24 @@ class WorldService:
         async with self.db.session() as session:
             return await scenes.explored(session, world_id, prefix, limit)
 
+    async def world_map(
+        self, world_id: str, path: str, depth: int, *, highlight: str | None = None
+    ) -> bytes:
+        """A PNG of the explored tree around `path`, `depth` levels down (world/worldmap.py);
+        `highlight` (the channel's position) is outlined. Bounded reads; drawn in a thread."""
+        self.world(world_id)
+        self._check_path(path)
+        try:
+            async with self.db.session() as session:
+                tree = await worldmap.read_tree(session, world_id, path, depth, highlight=highlight)
+        except worldmap.MapRefused as exc:
+            raise InvalidBranch(str(exc)) from None
+        png = await asyncio.to_thread(worldmap.draw_map, tree)
+        log.info(
+            "world map world=%s path=%s depth=%d nodes=%d", world_id, path, depth, len(tree.nodes)
+        )
+        return png
+
     async def validate_key(self, world_id: str, credentials: Credentials | None) -> KeyCheck:
         """Cheap provider check that spends nothing; raises ProviderError."""
         provider = self.provider(world_id)
@@ -316,15 +360,24 @@ class WorldService:
         contributor: str | None,
         *,
         confirm_uncertain: bool = False,
+        guild: str | None = None,
     ) -> ClaimResult:
         """Ready: play it. Queued: someone is making it. Otherwise this caller starts it.
 
         A branch whose last create may have started a render without reporting back is
         claimed only with `confirm_uncertain` (the payer saw the warning and accepts it).
+        `guild` is the server the claim comes from (hashed like the contributor); a claim
+        over a member's or a server's cap (`[limits]`) is refused before anything is spent.
         """
         with holding(_secret_of(credentials)):  # a job started here takes its own hold
             result = await self._claim(
-                world_id, path, credentials, contributor, retry=False, confirm=confirm_uncertain
+                world_id,
+                path,
+                credentials,
+                contributor,
+                retry=False,
+                confirm=confirm_uncertain,
+                guild=guild,
             )
         self.counters.claimed(result.outcome.value)
         return result
@@ -335,14 +388,17 @@ class WorldService:
         path: str,
         credentials: Credentials | None,
         contributor: str | None,
+        *,
+        guild: str | None = None,
     ) -> ClaimResult:
         """Claim a failed branch again, including failures a plain claim will not retry.
 
-        This is the admin's decision, so it also re-opens an uncertain render.
+        This is the admin's decision, so it also re-opens an uncertain render. The caps
+        apply as for `claim`.
         """
         with holding(_secret_of(credentials)):
             result = await self._claim(
-                world_id, path, credentials, contributor, retry=True, confirm=True
+                world_id, path, credentials, contributor, retry=True, confirm=True, guild=guild
             )
         self.counters.claimed(result.outcome.value)
         return result
@@ -356,6 +412,7 @@ class WorldService:
         *,
         retry: bool,
         confirm: bool,
+        guild: str | None = None,
     ) -> ClaimResult:
         try:
             world = self.world(world_id)
@@ -367,7 +424,7 @@ class WorldService:
                 world_id, path, "shutting_down", "The bot is restarting; try again in a minute."
             )
         return await self._claims.claim(
-            world, path, credentials, contributor, retry=retry, confirm=confirm
+            world, path, credentials, contributor, retry=retry, confirm=confirm, guild=guild
         )
 
     def _publish(self, event: SceneEvent) -> None:
@@ -407,6 +464,96 @@ class WorldService:
         """The watchdog's sweep: at most every sweep.SWEEP_INTERVAL_SECONDS."""
         return await self.watchdog.sweep_if_due()
 
+    # -- moderation (world/moderation.py) --------------------------------------------
+
+    async def report(
+        self,
+        world_id: str,
+        path: str,
+        *,
+        reporter: str,
+        guild_id: int | None,
+        channel_id: int | None = None,
+        message_id: int | None = None,
+    ) -> ReportResult:
+        """A member reports the scene's clip: once per member per clip (raises ServiceError)."""
+        self.world(world_id)
+        self._check_path(path)
+        try:
+            return await self.moderation.report(
+                world_id,
+                path,
+                reporter=reporter,
+                guild_id=guild_id,
+                channel_id=channel_id,
+                message_id=message_id,
+            )
+        except ModerationRefused as exc:
+            raise ServiceError(str(exc)) from None
+
+    async def set_report_channel(self, guild_id: int, channel_id: int, admin: str) -> None:
+        """Where a server's reports are posted (audited)."""
+        await self.moderation.set_report_channel(guild_id, channel_id, admin)
+
+    async def report_channel(self, guild_id: int) -> int | None:
+        return await self.moderation.report_channel(guild_id)
+
+    async def hide(
+        self,
+        world_id: str,
+        path: str,
+        reason: str | None,
+        admin: str,
+        *,
+        guild_id: int | None = None,
+    ) -> HideResult:
+        """Hide a ready scene's clip and text everywhere and re-open the branch (audited);
+        the old clip is kept `[moderation] hidden_asset_retention_days`."""
+        self.world(world_id)
+        self._check_path(path)
+        try:
+            return await self.moderation.hide(
+                world_id, path, reason=reason, admin=admin, guild_id=guild_id
+            )
+        except ModerationRefused as exc:
+            raise ServiceError(str(exc)) from None
+
+    async def unhide(
+        self, world_id: str, path: str, admin: str, *, guild_id: int | None = None
+    ) -> UnhideResult:
+        """Restore a hidden scene while it was not minted again and its clip is kept."""
+        self.world(world_id)
+        self._check_path(path)
+        try:
+            return await self.moderation.unhide(world_id, path, admin=admin, guild_id=guild_id)
+        except ModerationRefused as exc:
+            raise ServiceError(str(exc)) from None
+
+    async def record_admin_action(
+        self,
+        action: str,
+        admin: str,
+        *,
+        guild_id: int | None = None,
+        world_id: str | None = None,
+        path: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Write an admin action (retry, cancel, ...) to the audit trail."""
+        await self.moderation.record(
+            action, admin, guild_id=guild_id, world_id=world_id, path=path, reason=reason
+        )
+
+    async def audit_log(
+        self, *, world_id: str | None = None, guild_id: int | None = None, limit: int = 50
+    ) -> list[AuditEntry]:
+        """The newest admin actions first."""
+        return await self.moderation.audit(world_id=world_id, guild_id=guild_id, limit=limit)
+
+    async def purge_hidden_clips(self, now: datetime | None = None) -> int:
+        """Delete hidden clips whose retention ran out (the sweep calls this)."""
+        return await self.moderation.purge_expired(now)
+
     # -- progress and metrics ------------------------------------------------------
 
     def subscribe(self, world_id: str, path: str) -> Subscription:
@@ -418,6 +565,35 @@ class WorldService:
     def running_jobs(self) -> int:
         return len(self.jobs)
 
+    async def _stored_event(self, world_id: str, path: str) -> SceneEvent:
+        """A branch's stored state for a new subscriber, with its place in line here."""
+        event = await self.views.stored_event(world_id, path)
+        place = self.jobs.queue_position(world_id, path)
+        if place is None or event.status is not Status.QUEUED:
+            return event
+        return dataclasses.replace(event, queue_position=place)
+
+    def queue_position(self, world_id: str, path: str) -> int | None:
+        """The branch's place in line for a generation slot of this process (1 = next to
+        start), None when it is not waiting; changes are published as `queue_position`."""
+        return self.jobs.queue_position(world_id, path)
+
+    # -- spending ------------------------------------------------------------------
+
+    async def member_spending(self, contributor: str, limit: int = 10) -> spending.MemberSpending:
+        """What a member (as passed to `claim`) minted, newest first, and what it cost."""
+        hashed = contributor_id(self.settings.generation.contributor_salt, contributor)
+        return await spending.member_spending(self.db, self.settings.limits, hashed, limit)
+
+    async def world_spending(
+        self, world_id: str, *, days: int = 7, guild: str | None = None
+    ) -> spending.WorldSpending:
+        """A world's spend per UTC day and its top contributors (hashed ids only); with
+        `guild`, also that server's day so far."""
+        self.world(world_id)
+        server = contributor_id(self.settings.generation.contributor_salt, guild) if guild else None
+        return await spending.world_spending(self.db, world_id, days=days, server=server)
+
     async def metrics(self, world_id: str) -> Metrics:
         self.world(world_id)
         return await world_metrics(self.db, world_id)
@@ -426,6 +602,30 @@ class WorldService:
         """Every ready render's total time, cumulative per upper bound in seconds."""
         self.world(world_id)
         return await render_times(self.db, world_id, bounds)
+
+    # -- films -------------------------------------------------------------------------
+
+    async def film(
+        self, world_id: str, path: str, *, on_progress: FilmProgressCallback | None = None
+    ) -> Film:
+        """The path's clips from the opening scene, joined into one stored mp4 (world/film.py):
+        cached per path and clips, made once for concurrent callers, joined in a thread."""
+        self.world(world_id)
+        self._check_path(path)
+        try:
+            return await self.films.film(world_id, path, on_progress=on_progress)
+        except FilmRefused as exc:
+            raise ServiceError(str(exc)) from None
+
+    async def film_bytes(self, film: Film) -> bytes:
+        """A stored film's bytes, for an attachment (only films within an upload limit)."""
+        return await self._store.open_bytes(film.key)
+
+    async def film_clips(self, world_id: str, path: str) -> int:
+        """How many scenes from the opening scene to `path` have a clip (one indexed read)."""
+        self.world(world_id)
+        self._check_path(path)
+        return len(await self.films.clips_of(world_id, path))
 
 
 def _secret_of(credentials: Credentials | None) -> str | None:

@@ -45,6 +45,10 @@ MAX_SIGNED_URL_TTL = 604_800  # 7 days: the longest an S3 / R2 presigned link ma
 MIN_SCENE_TIMEOUT_SECONDS = 10
 MIN_LEASE_SECONDS = 3
 MAX_PORT = 65_535
+MAX_FILM_SECONDS = 3 * 3600  # a film of a deep path: still one upload, still bounded work
+MAX_CONCURRENT_MINTS_CAP = 1000
+MAX_DAILY_USD_CAP = 1_000_000.0
+MAX_RETENTION_DAYS = 3650  # how long a hidden clip may be kept for an unhide
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 DEFAULT_BASE_PROMPT = (
@@ -182,6 +186,47 @@ class DiscordSettings:
 
 
 @dataclass(frozen=True)
+class FilmSettings:
+    # `/adventure film`: the longest film made; a longer path keeps its most recent scenes.
+    max_seconds: int = 600
+    max_clips: int = 60
+    # Where clips are fetched to and joined, one folder per film, removed when it is stored
+    # ("" = a "film" folder beside generation.spool_dir).
+    spool_dir: str = ""
+
+
+@dataclass(frozen=True)
+class ModerationSettings:
+    # A clip the admins hid is kept this many days (for /world unhide), then deleted from
+    # the store by the periodic sweep; 0 deletes it at the next sweep.
+    hidden_asset_retention_days: int = 7
+
+
+@dataclass(frozen=True)
+class LimitsSettings:
+    """Fair spending: caps per member and per server (Discord); 0 means no cap.
+
+    Concurrent caps count mints in progress; daily caps are estimated US dollars per UTC day
+    (renders made today, at what the provider reported where it did, plus the estimates
+    reserved by mints in progress)."""
+
+    member_concurrent_mints: int = 0
+    server_concurrent_mints: int = 0
+    member_daily_usd: float = 0.0
+    server_daily_usd: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any cap is set (claims skip the spending check otherwise)."""
+        return bool(
+            self.member_concurrent_mints
+            or self.server_concurrent_mints
+            or self.member_daily_usd
+            or self.server_daily_usd
+        )
+
+
+@dataclass(frozen=True)
 class HttpSettings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -205,6 +250,9 @@ class Settings:
     providers: ProviderSettings = ProviderSettings()
     discord: DiscordSettings = DiscordSettings()
     http: HttpSettings = HttpSettings()
+    film: FilmSettings = FilmSettings()
+    limits: LimitsSettings = LimitsSettings()
+    moderation: ModerationSettings = ModerationSettings()
     log_level: str = "INFO"
     # The config file that was read, as given; None when the built-in defaults were used.
     config_path: str | None = None
@@ -325,6 +373,9 @@ SECTIONS: dict[str, type] = {
     "providers": ProviderSettings,
     "discord": DiscordSettings,
     "http": HttpSettings,
+    "film": FilmSettings,
+    "limits": LimitsSettings,
+    "moderation": ModerationSettings,
 }
 # Settings that sit at the top of config.toml, outside any section.
 TOP_LEVEL_SETTINGS: dict[str, type] = {"log_level": str}
@@ -553,6 +604,17 @@ ENV_OVERRIDES: tuple[EnvOverride, ...] = (
     # the HTTP front door
     EnvOverride(("HTTP_HOST",), "http", "host"),
     EnvOverride(("HTTP_PORT",), "http", "port", kind=int),
+    # the film of a channel's path
+    EnvOverride(("FILM_MAX_SECONDS",), "film", "max_seconds", kind=int),
+    # fair spending (0 = no cap)
+    EnvOverride(("MEMBER_CONCURRENT_MINTS",), "limits", "member_concurrent_mints", kind=int),
+    EnvOverride(("SERVER_CONCURRENT_MINTS",), "limits", "server_concurrent_mints", kind=int),
+    EnvOverride(("MEMBER_DAILY_USD",), "limits", "member_daily_usd", kind=float),
+    EnvOverride(("SERVER_DAILY_USD",), "limits", "server_daily_usd", kind=float),
+    # moderation
+    EnvOverride(
+        ("HIDDEN_ASSET_RETENTION_DAYS",), "moderation", "hidden_asset_retention_days", kind=int
+    ),
 )
 
 
@@ -817,6 +879,54 @@ def _validate_http(settings: Settings) -> list[str]:
     return problems
 
 
+def _validate_film(settings: Settings) -> list[str]:
+    film = settings.film
+    problems = []
+    if not 1 <= film.max_seconds <= MAX_FILM_SECONDS:
+        problems.append(
+            f"film.max_seconds (FILM_MAX_SECONDS): {film.max_seconds} is out of range; "
+            f"use 1 to {MAX_FILM_SECONDS} seconds."
+        )
+    if not 1 <= film.max_clips <= MAX_DEPTH_LIMIT + 1:
+        problems.append(f"film.max_clips: use 1 to {MAX_DEPTH_LIMIT + 1} clips.")
+    return problems
+
+
+def _validate_limits(settings: Settings) -> list[str]:
+    limits = settings.limits
+    problems = []
+    for name, env_name in (
+        ("member_concurrent_mints", "MEMBER_CONCURRENT_MINTS"),
+        ("server_concurrent_mints", "SERVER_CONCURRENT_MINTS"),
+    ):
+        if not 0 <= getattr(limits, name) <= MAX_CONCURRENT_MINTS_CAP:
+            problems.append(
+                f"limits.{name} ({env_name}): use 0 (no cap) to {MAX_CONCURRENT_MINTS_CAP} "
+                "mints in progress at once."
+            )
+    for name, env_name in (
+        ("member_daily_usd", "MEMBER_DAILY_USD"),
+        ("server_daily_usd", "SERVER_DAILY_USD"),
+    ):
+        value = getattr(limits, name)
+        if not (math.isfinite(value) and 0 <= value <= MAX_DAILY_USD_CAP):
+            problems.append(
+                f"limits.{name} ({env_name}): use 0 (no cap) to {MAX_DAILY_USD_CAP:,.0f} "
+                "US dollars a day."
+            )
+    return problems
+
+
+def _validate_moderation(settings: Settings) -> list[str]:
+    days = settings.moderation.hidden_asset_retention_days
+    if not 0 <= days <= MAX_RETENTION_DAYS:
+        return [
+            f"moderation.hidden_asset_retention_days (HIDDEN_ASSET_RETENTION_DAYS): {days} is "
+            f"out of range; use 0 (delete at the next sweep) to {MAX_RETENTION_DAYS} days."
+        ]
+    return []
+
+
 def _validate_top_level(settings: Settings) -> list[str]:
     if settings.log_level not in LOG_LEVELS:
         return [
@@ -834,6 +944,9 @@ _SECTION_CHECKS: tuple[Callable[[Settings], list[str]], ...] = (
     _validate_generation,
     _validate_discord,
     _validate_http,
+    _validate_film,
+    _validate_limits,
+    _validate_moderation,
     _validate_top_level,
 )
 

@@ -60,6 +60,7 @@ class SweepReport:
     spool_copies: int = 0  # published clips and posters left in the spool
     kept_clips: int = 0  # complete spool files of unfinished branches, kept on purpose
     store_temp_files: int = 0  # the local store's unfinished copies
+    hidden_clips: int = 0  # clips the admins hid, deleted once their retention ran out
 
     @property
     def removed(self) -> int:

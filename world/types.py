@@ -16,6 +16,8 @@ class Status(enum.StrEnum):
     QUEUED = "queued"
     READY = "ready"
     FAILED = "failed"
+    # Taken down by the admins (world/moderation.py): no clip or text; mintable again.
+    HIDDEN = "hidden"
 
 
 class ChildState(enum.StrEnum):
@@ -110,6 +112,8 @@ class SceneEvent:
     provider_status: str | None = None
     elapsed_seconds: float | None = None
     typical_seconds: float | None = None
+    # Waiting for one of this process's generation slots: its place in line (1 = next).
+    queue_position: int | None = None
 
 
 @dataclass(frozen=True)

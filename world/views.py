@@ -1,7 +1,9 @@
 """View cache: scenes as the front doors show them, and which branches are known ready.
 
 It owns loading a scene with its choices' states (one indexed query, see `load_view`), the
-TTL cache of ready scenes' views (concurrent misses of one scene share one query), the set
+TTL cache of ready scenes' views (concurrent misses of one scene share one load, and misses
+arriving while a query runs are read together by the next; a view read late in its TTL is
+fetched again in the background, so hot scenes never make a reader wait), the set
 of branches known to be ready, and reading a branch's stored state for the progress
 pollers. Local events invalidate at once (`saw`); the TTL bounds how long another
 process's change takes to show, and how old a presigned URL in the cache can get.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from storage.base import AssetStore
@@ -23,11 +25,17 @@ from world.settings import StorageSettings, WorldSettings
 from world.types import ChildState, ChoiceView, SceneEvent, SceneView, Status
 
 READY_CACHE_SIZE = 4096
+READY_TTL = 300.0  # how long a branch is known ready without a query (a hide elsewhere)
 VIEW_CACHE_SIZE = 4096
 VIEW_TTL_OPEN = 1.0  # a ready scene with a child that may still change in another process
 VIEW_TTL_SETTLED = 60.0  # all three children ready: nothing left to change
+REFRESH_AHEAD = 0.75  # a view read after this share of its TTL is fetched again in the background
+MAX_BATCH_VIEWS = 200  # views read by one query (about 5 rows each)
+
+UNREACHABLE = "That branch cannot be reached yet: its scene comes first."
 
 Key = tuple[str, str]  # (world id, path)
+_REACHABLE_PARENT = frozenset({Status.READY.value, Status.HIDDEN.value})
 
 
 class UnreachableBranch(Exception):
@@ -52,30 +60,73 @@ class ViewCache:
             if storage.backend == "s3" and storage.signed_urls
             else VIEW_TTL_SETTLED
         )
-        self._views: OrderedDict[Key, tuple[float, SceneView]] = OrderedDict()
+        # key -> (refresh after, expires, view), oldest use first
+        self._views: OrderedDict[Key, tuple[float, float, SceneView]] = OrderedDict()
         self._loads: dict[Key, asyncio.Future[SceneView]] = {}
-        self._ready: OrderedDict[Key, None] = OrderedDict()
+        self._waiting: list[tuple[WorldSettings, str, asyncio.Future[SceneView]]] = []
+        self._loader: asyncio.Task[None] | None = None
+        self._epoch = 0  # events seen: a load that overlapped one is not cached
+        self._ready: OrderedDict[Key, float] = OrderedDict()  # key -> known ready until
 
     # -- views ---------------------------------------------------------------------
 
     async def view(self, world: WorldSettings, path: str) -> SceneView:
-        """The scene at a valid `path`, from the cache or one query; raises UnreachableBranch."""
+        """The scene at a valid `path`, from the cache or a query; raises UnreachableBranch."""
         key = (world.id, path)
         cached = self._views.get(key)
         if cached is not None:
-            if cached[0] > time.monotonic():
+            refresh_at, expires, view = cached
+            now = time.monotonic()
+            if now < expires:
                 self._views.move_to_end(key)
-                return cached[1]
+                if now >= refresh_at:  # read often: fetched again ahead, nobody waits for it
+                    self._load(world, path)
+                return view
             del self._views[key]
+        return await asyncio.shield(self._load(world, path))
+
+    def _load(self, world: WorldSettings, path: str) -> asyncio.Future[SceneView]:
+        """The pending load of one view. Misses that arrive while a query runs are read
+        together by the next one, so a burst of misses costs a few queries, not one each."""
+        key = (world.id, path)
         loading = self._loads.get(key)
-        if loading is None:  # concurrent misses of one scene share one query
-            loading = asyncio.ensure_future(self.load_view(world, path))
+        if loading is None:  # concurrent misses of one scene share one load
+            loading = asyncio.get_running_loop().create_future()
+            loading.add_done_callback(_retrieve)
             self._loads[key] = loading
-            loading.add_done_callback(lambda _: self._loads.pop(key, None))
-        view = await asyncio.shield(loading)
-        if view.status is Status.READY:
-            self._cache_view(key, view)
-        return view
+            self._waiting.append((world, path, loading))
+            if self._loader is None or self._loader.done():
+                self._loader = asyncio.create_task(self._load_waiting(), name="view-loads")
+        return loading
+
+    async def _load_waiting(self) -> None:
+        while self._waiting:
+            batch = self._waiting[:MAX_BATCH_VIEWS]
+            del self._waiting[:MAX_BATCH_VIEWS]
+            epoch = self._epoch
+            try:
+                outcomes = await self._read_views([(world, path) for world, path, _ in batch])
+            except BaseException as exc:
+                for world, path, loading in batch:
+                    self._loads.pop((world.id, path), None)
+                    if isinstance(exc, asyncio.CancelledError):
+                        loading.cancel()
+                    else:
+                        loading.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            # An event seen while the query ran may postdate what it read: use, do not keep.
+            keep = epoch == self._epoch
+            for (world, path, loading), outcome in zip(batch, outcomes, strict=True):
+                key = (world.id, path)
+                self._loads.pop(key, None)
+                if isinstance(outcome, UnreachableBranch):
+                    loading.set_exception(outcome)
+                    continue
+                if keep and outcome.status is Status.READY:
+                    self._cache_view(key, outcome)
+                loading.set_result(outcome)
 
     def clear(self) -> None:
         """Forget every cached view (the ready set stays: a ready branch stays ready)."""
@@ -89,10 +140,13 @@ class ViewCache:
 
     def saw(self, event: SceneEvent) -> None:
         """A local event: the branch's view and its parent's (which shows it) are stale."""
+        self._epoch += 1
         self._views.pop((event.world_id, event.path), None)
         parent_path = paths.parent(event.path)
         if parent_path is not None:
             self._views.pop((event.world_id, parent_path), None)
+        if event.status is Status.HIDDEN:  # the one change a ready branch can go through
+            self._ready.pop((event.world_id, event.path), None)
         if event.status is Status.READY:
             self.remember_ready(event.world_id, event.path)
 
@@ -100,36 +154,58 @@ class ViewCache:
         # Ready scenes never change; only their children's states do.
         settled = all(c.state is ChildState.READY for c in view.choices)
         ttl = min(VIEW_TTL_SETTLED if settled else VIEW_TTL_OPEN, self._url_ttl_budget)
-        self._views[key] = (time.monotonic() + ttl, view)
+        now = time.monotonic()
+        self._views[key] = (now + ttl * REFRESH_AHEAD, now + ttl, view)
         self._views.move_to_end(key)
         while len(self._views) > VIEW_CACHE_SIZE:
             self._views.popitem(last=False)
 
     async def load_view(self, world: WorldSettings, path: str) -> SceneView:
         """The scene, its choices' states and its parent in one query (no cache)."""
-        world_id = world.id
-        parent_path = paths.parent(path)
-        wanted = [path, *paths.children(path)]
-        if parent_path is not None:
-            wanted.append(parent_path)
+        outcome = (await self._read_views([(world, path)]))[0]
+        if isinstance(outcome, UnreachableBranch):
+            raise outcome
+        return outcome
+
+    async def _read_views(
+        self, wanted: Sequence[tuple[WorldSettings, str]]
+    ) -> list[SceneView | UnreachableBranch]:
+        """Each scene with its children and parent: one indexed query per world."""
+        by_world: dict[str, set[str]] = {}
+        for world, path in wanted:
+            rows_wanted = by_world.setdefault(world.id, set())
+            rows_wanted.add(path)
+            rows_wanted.update(paths.children(path))
+            parent_path = paths.parent(path)
+            if parent_path is not None:
+                rows_wanted.add(parent_path)
+        rows: dict[str, Mapping[str, Any]] = {}
         async with self._db.session() as session:
-            rows = await scenes.load_view_rows(session, world_id, wanted)
+            for world_id, world_paths in by_world.items():
+                rows[world_id] = await scenes.load_view_rows(session, world_id, list(world_paths))
+        return [self._view_from_rows(world, path, rows[world.id]) for world, path in wanted]
+
+    def _view_from_rows(
+        self, world: WorldSettings, path: str, rows: Mapping[str, Any]
+    ) -> SceneView | UnreachableBranch:
+        parent_path = paths.parent(path)
         if parent_path is not None:
             parent = rows.get(parent_path)
-            if parent is None or parent.status != Status.READY.value:
-                raise UnreachableBranch("That branch cannot be reached yet: its scene comes first.")
+            # Below a hidden scene the story stays where it was (only that clip is gone).
+            if parent is None or parent.status not in _REACHABLE_PARENT:
+                return UnreachableBranch(UNREACHABLE)
         scene = rows.get(path)
         if scene is None:
             label = parent_choice_label(
                 rows.get(parent_path) if parent_path is not None else None, path
             )
             return SceneView(
-                world_id=world_id,
+                world_id=world.id,
                 path=path,
                 depth=paths.depth(path),
                 status=Status.PENDING,
                 choice_label=label,
-                estimated_cost_usd=self._estimated_cost(world_id),
+                estimated_cost_usd=self._estimated_cost(world.id),
             )
         return self.scene_view(world, scene, rows)
 
@@ -196,15 +272,29 @@ class ViewCache:
     # -- ready branches ------------------------------------------------------------
 
     def is_ready(self, world_id: str, path: str) -> bool:
-        """Known ready here: a ready branch never changes, so a claim of it needs no query."""
-        return (world_id, path) in self._ready
+        """Known ready here, so a claim of it needs no query. A ready branch changes only when
+        the admins hide it: this process hears of its own hides at once (`saw`), another
+        process's within READY_TTL."""
+        expires = self._ready.get((world_id, path))
+        if expires is None:
+            return False
+        if expires < time.monotonic():
+            del self._ready[(world_id, path)]
+            return False
+        return True
 
     def remember_ready(self, world_id: str, path: str) -> None:
         key = (world_id, path)
-        self._ready[key] = None
+        self._ready[key] = time.monotonic() + READY_TTL
         self._ready.move_to_end(key)
         while len(self._ready) > READY_CACHE_SIZE:
             self._ready.popitem(last=False)
+
+
+def _retrieve(loading: asyncio.Future[SceneView]) -> None:
+    """A load nobody awaits (a refresh ahead) must not log "exception never retrieved"."""
+    if not loading.cancelled():
+        loading.exception()
 
 
 def _child_state(child: Any) -> ChildState:

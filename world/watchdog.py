@@ -1,5 +1,6 @@
-"""Recycles expired leases and sweeps stray temp files. Every process runs one; the database
-makes that safe. The sweep itself (what to delete) is world/sweep.py; this decides when."""
+"""Recycles expired leases and sweeps stray temp files (and hidden clips past their
+retention). Every process runs one; the database makes that safe. The sweep itself (what to
+delete) is world/sweep.py and world/moderation.py; this decides when."""
 
 from __future__ import annotations
 
@@ -62,6 +63,10 @@ class Watchdog:
             sweep_provider = getattr(provider, "sweep_partial", None)  # local job files
             if sweep_provider is not None:
                 report.temp_files += await sweep_provider(sweep.TEMP_GRACE_SECONDS)
+        try:  # hidden clips past their retention (world/moderation.py)
+            report.hidden_clips = await service.purge_hidden_clips()
+        except Exception:
+            log.exception("deleting expired hidden clips failed; the next sweep tries again")
         return report
 
     async def sweep_if_due(self) -> sweep.SweepReport | None:

@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot import cards
 from bot.errors import Refusal
+from bot.film import ChannelFilms
 from world import paths
 from world.play import PICK, VOTE
 from world.settings import MAX_VOTE_SECONDS, MIN_VOTE_SECONDS
@@ -51,6 +52,7 @@ class AdventureCog(
 ):
     def __init__(self, bot: SharedWorldBot) -> None:
         self.bot = bot
+        self._films: ChannelFilms | None = None  # made on first use (bot/film.py)
         super().__init__()
 
     @app_commands.command(description="Start (or resume) the adventure in this channel")
@@ -151,6 +153,17 @@ class AdventureCog(
             "Changes apply from the next round.",
             ephemeral=True,
         )
+
+    @app_commands.command(description="Post this channel's story so far as one video")
+    @app_commands.checks.bot_has_permissions(
+        view_channel=True, send_messages=True, attach_files=True
+    )
+    async def film(self, interaction: discord.Interaction) -> None:
+        channel_id, _ = _text_channel(interaction)
+        if self._films is None:
+            director = self.bot.director
+            self._films = ChannelFilms(self.bot.service, director.board, director.spawn)
+        await self._films.request(interaction, channel_id)
 
     @app_commands.command(description="Where is this channel in the story?")
     async def where(self, interaction: discord.Interaction) -> None:

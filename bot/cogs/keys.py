@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import spending_text
 from bot.components import KEY_FORM_PREFIX
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ class KeyCog(commands.GroupCog, group_name="key", group_description="Your API ke
         self.bot = bot
         super().__init__()
 
-    @app_commands.command(description="Is a key of yours held for this session?")
+    @app_commands.command(description="Is a key of yours held, and what you minted and spent")
     async def status(self, interaction: discord.Interaction) -> None:
         held = self.bot.vault.status(interaction.user.id)
         if not held:
@@ -39,7 +40,10 @@ class KeyCog(commands.GroupCog, group_name="key", group_description="Your API ke
                 for s in held
             ]
             text = "Held in memory only: " + "; ".join(parts) + ". /key forget drops it now."
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.response.defer(ephemeral=True, thinking=True)  # then a few reads
+        report = await self.bot.service.member_spending(str(interaction.user.id))
+        text = spending_text.fit(text + "\n\n" + spending_text.member_text(report))
+        await interaction.edit_original_response(content=text)
 
     @app_commands.command(description="Forget your key now")
     async def forget(self, interaction: discord.Interaction) -> None:

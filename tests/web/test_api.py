@@ -291,6 +291,35 @@ async def test_claims_are_rate_limited_per_address(tmp_path):
         await service.close()
 
 
+async def test_a_member_cap_applies_to_each_address_and_is_429_before_any_render(tmp_path):
+    settings = make_settings(
+        tmp_path,
+        limits={"member_concurrent_mints": 1},
+        providers={"offline_render_seconds": 2.0},
+    )
+    service = await start_service(settings)
+    try:
+        await mint(service, "")
+        async with TestClient(TestServer(build_app(settings, service))) as http:
+            first = await http.post("/worlds/default/scenes", json={"path": "0"})
+            assert first.status == 200 and (await first.json())["status"] == "queued"
+            async with asyncio.timeout(10):  # the opening scene's render and branch 0's
+                while renders_started(settings) < 2:
+                    await asyncio.sleep(0.02)
+            rows = await scene_rows(service)
+            second = await http.post("/worlds/default/scenes", json={"path": "1"})
+            assert second.status == 429
+            assert "when one of them finishes" in (await second.json())["detail"]
+            assert (renders_started(settings), await scene_rows(service)) == (2, rows)
+            # another member (a Discord one here) is not held back by this address's mint
+            other = await service.claim("default", "2", None, "member-2")
+            assert other.outcome.value == "queued"
+            for path in ("0", "2"):
+                await wait_until_settled(service, "default", path)
+    finally:
+        await service.close()
+
+
 # -- headers -------------------------------------------------------------------------
 
 

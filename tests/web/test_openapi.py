@@ -8,14 +8,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
 
-from web import api, openapi
+from web import api, maps, openapi
 from web.app import build_app
 
 
 def api_routes() -> set[tuple[str, str]]:
-    """(method, OpenAPI path) of every route web/api.py and web/openapi.py add."""
+    """(method, OpenAPI path) of every route web/api.py, web/maps.py and web/openapi.py add."""
     app = web.Application()
     api.install(app, None)  # type: ignore[arg-type]
+    maps.install(app, None)  # type: ignore[arg-type]
     openapi.install(app)
     routes = set()
     for route in app.router.routes():
@@ -37,4 +38,4 @@ async def test_openapi_document_is_valid_3_1_and_lists_every_route(settings, ser
     validate(document)
     listed = {(m, p) for p, ops in document["paths"].items() for m in ops}
     assert listed == api_routes()
-    assert len(listed) == 7
+    assert len(listed) == 8

@@ -222,9 +222,10 @@ def _problems(path, env=None) -> list[str]:
 def test_a_misspelt_section_is_refused_with_the_list_of_sections(tmp_path):
     problems = _problems(_config(tmp_path, '[databse]\nurl = "sqlite://"\n'))
     assert problems == [
-        "databse: unknown section; remove it or check its spelling (sections: database, "
-        "storage, generation, providers, discord, http, worlds)."
+        "databse: unknown section; remove it or check its spelling (sections: "
+        f"{', '.join((*SECTIONS, 'worlds'))})."
     ]
+    assert list(SECTIONS)[:3] == ["database", "storage", "generation"]
 
 
 def test_world_instead_of_worlds_is_refused(tmp_path):

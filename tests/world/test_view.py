@@ -121,6 +121,31 @@ async def test_a_cached_view_shows_child_changes_from_this_and_other_processes(t
         await other.close()
 
 
+async def test_a_burst_of_misses_is_read_in_one_query_and_each_view_is_as_read_alone(tmp_path):
+    settings = make_settings(tmp_path, providers={"offline_render_seconds": 0.05})
+    service = await start_service(settings, run_watchdog=False)
+    try:
+        await mint(service, "")
+        for child in ("0", "1"):
+            await mint(service, child)
+        wanted = ["", "0", "1", "2", "0/0", "0/1", "1/2"] * 4  # ready, pending, repeated
+        alone = {}
+        for path in set(wanted):
+            service.views.clear()
+            alone[path] = await service.view("default", path)
+
+        service.views.clear()
+        with count_queries(service) as statements:
+            together = await asyncio.gather(*(service.view("default", p) for p in wanted))
+        assert len(statements) == 1, "28 concurrent misses of 7 scenes: one query"
+        assert together == [alone[p] for p in wanted]
+        with pytest.raises(ServiceError):  # an unreachable branch in a burst fails alone
+            await asyncio.gather(service.view("default", "2/0"), service.view("default", "0"))
+        assert (await service.view("default", "0")).status is Status.READY
+    finally:
+        await service.close()
+
+
 async def test_trail_names_the_path_and_each_ancestor_root_first(service):
     await mint(service, "")
     await mint(service, "2")

@@ -234,8 +234,11 @@
       });
     } else {
       const failed = scene.status === "failed";
-      showPlaceholder(failed ? "Making this scene failed." : "Nobody has explored this scene yet.");
-      if (failed) els.status.textContent = scene.failureDetail || "Making this scene failed.";
+      const hidden = scene.status === "hidden"; // removed by the admins: it can be made again
+      showPlaceholder(
+        failed ? "Making this scene failed." : hidden ? "Removed by the admins." : "Nobody has explored this scene yet."
+      );
+      if (failed || hidden) els.status.textContent = scene.failureDetail || "Making this scene failed.";
       const li = document.createElement("li");
       const b = document.createElement("button");
       b.type = "button";

@@ -27,7 +27,8 @@ async def test_full_journey_then_a_second_server_plays_it_free(
     card = latest(alpha.channel)
     assert "The Nexus Gate" in text_of(card)
     assert "Voting closes <t:" in text_of(card)
-    assert [b["label"].rsplit(" · ", 1)[-1] for b in buttons_of(card)] == ["about $0.80"] * 3
+    choices = [b for b in buttons_of(card) if b["label"] != "Report"]  # Report: moderation
+    assert [b["label"].rsplit(" · ", 1)[-1] for b in choices] == ["about $0.80"] * 3
     assert card.attachments and card.attachments[0].filename == "scene-root.mp4"
 
     # Vote: one vote per member, changeable; tallies show on the card.
