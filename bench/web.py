@@ -14,7 +14,7 @@ p99, 373 requests/s at concurrency 64.)
 Then 50 concurrent `POST /worlds/{id}/scenes` claims of one fresh branch on an offline world:
 exactly 1 render, 0 errors.
 
-    .venv/bin/python bench/web.py [--scenes 10000,100000] [--calls 3000]
+    .venv/bin/python bench/web.py [--scenes 10000,100000] [--calls 20000]
                                   [--concurrency 1,16,64] [--claims 50]
 """
 
@@ -38,7 +38,7 @@ from _common import make_settings, migrate, percentile, print_table, quiet_loggi
 from aiohttp import web
 from view import _NoProvider, seed
 
-from shared_world.runner import loop_factory
+from shared_world.runner import loop_factory, settle_heap
 from tests.fixtures.world import renders_started
 from web.app import build_app
 from world.service import WorldService
@@ -142,6 +142,7 @@ async def bench_reads(count: int, args: argparse.Namespace) -> list[list[Any]]:
         pool, seconds = await seed(service, count)
         print(f"seeded {len(pool):,} ready scenes in {seconds:.1f} s")
         runner, base = await serve(settings, service)
+        settle_heap()  # as `shared-world serve` does once it listens
         try:
             rng = random.Random(count)
             hot = rng.sample(pool, HOT_SET)
@@ -246,7 +247,7 @@ def _ints(text: str) -> list[int]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=_ints, default=[10_000, 100_000])
-    parser.add_argument("--calls", type=int, default=3_000)
+    parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--concurrency", type=_ints, default=[1, 16, 64])
     parser.add_argument("--claims", type=int, default=50)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:  # the loop `serve` runs on

@@ -318,8 +318,8 @@ async def prerender(
     from shared_world import runner
 
     try:
-        await runner._require_writable_storage(settings)
-        service = await runner._start_service(settings)
+        await runner.require_writable_storage(settings)
+        service = await runner.start_service(settings)
     except runner.HostMistake as mistake:
         _say(mistake.sentence)
         return mistake.code
@@ -531,26 +531,8 @@ class Walk:
 
     async def _render_cost(self, path: str) -> tuple[float, float | None]:
         """The estimate and reported cost of the branch's finished render (0 if resumed)."""
-        from sqlalchemy import select
-
-        from world.models import Render
-
-        async with self._service.db.session() as session:
-            row = (
-                await session.execute(
-                    select(Render.estimated_cost_usd, Render.actual_cost_usd)
-                    .where(
-                        Render.world_id == self._world_id,
-                        Render.path == path,
-                        Render.outcome == "ready",
-                    )
-                    .order_by(Render.id.desc())
-                    .limit(1)
-                )
-            ).first()
-        if row is None:
-            return self._each, None
-        return float(row[0] or 0.0), (float(row[1]) if row[1] is not None else None)
+        cost = await self._service.render_cost(self._world_id, path)
+        return cost if cost is not None else (self._each, None)
 
     async def _make(self, path: str) -> Outcome:
         """Claim one branch and wait until it is ready, failed or given back (then again)."""

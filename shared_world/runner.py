@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import signal
 import sys
@@ -106,8 +107,8 @@ async def serve_http(settings: Settings, *, stop: asyncio.Event | None = None) -
     """Run the WorldService and the HTTP app (even with [http] enabled = false) until `stop`
     is set or SIGTERM/SIGINT arrives; the same checks and sentences as `run`."""
     try:
-        await _require_writable_storage(settings)
-        service = await _start_service(settings)
+        await require_writable_storage(settings)
+        service = await start_service(settings)
     except HostMistake as mistake:
         _say(mistake.sentence)
         return mistake.code
@@ -141,8 +142,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
         _say(NO_TOKEN)
         return 2
     try:
-        await _require_writable_storage(settings)
-        service = await _start_service(settings)
+        await require_writable_storage(settings)
+        service = await start_service(settings)
     except HostMistake as mistake:
         _say(mistake.sentence)
         return mistake.code
@@ -191,7 +192,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
     return code
 
 
-async def _require_writable_storage(settings: Settings) -> None:
+async def require_writable_storage(settings: Settings) -> None:
     """The same probe `shared-world check` runs, at start rather than at the first clip."""
     from storage.base import StorageError
     from storage.factory import build_store
@@ -209,7 +210,7 @@ async def _require_writable_storage(settings: Settings) -> None:
             await store.close()
 
 
-async def _start_service(settings: Settings) -> WorldService:
+async def start_service(settings: Settings) -> WorldService:
     try:
         return await WorldService.start(settings)
     except (SchemaOutdated, DatabaseMissing) as exc:
@@ -320,7 +321,17 @@ async def _start_http(
     bound = [a[1] for a in runner.addresses if isinstance(a, tuple) and len(a) >= 2]
     port = bound[0] if bound else settings.http.port  # the port picked when [http] port = 0
     log.info("http listening host=%s port=%d", settings.http.host, port)
+    settle_heap()
     return runner
+
+
+def settle_heap() -> None:
+    """Once start-up is done: what it made (modules, metadata, the app) leaves the garbage
+    collector's sight (`gc.freeze`), so the full collections a busy front door triggers scan
+    only what requests made and pause it for less (bench/web.py: p99 of cold reads at
+    concurrency 64 about 150 ms -> 50 ms)."""
+    gc.collect()
+    gc.freeze()
 
 
 async def sync_commands(settings: Settings, guild_id: int | None) -> int:

@@ -594,6 +594,12 @@ class WorldService:
         server = contributor_id(self.settings.generation.contributor_salt, guild) if guild else None
         return await spending.world_spending(self.db, world_id, days=days, server=server)
 
+    async def render_cost(self, world_id: str, path: str) -> tuple[float, float | None] | None:
+        """The estimate and the provider-reported cost (None if unreported) of the branch's
+        latest finished render; None when it has none."""
+        self.world(world_id)
+        return await spending.branch_render_cost(self.db, world_id, path)
+
     async def metrics(self, world_id: str) -> Metrics:
         self.world(world_id)
         return await world_metrics(self.db, world_id)

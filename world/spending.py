@@ -377,3 +377,26 @@ async def world_spending(
         n, s, a = found.get(when.isoformat(), (0, 0.0, 0.0))
         listed.append(DaySpend(when, n, s, a))
     return WorldSpending(world_id, tuple(listed), contributors, server_today)
+
+
+async def branch_render_cost(
+    db: Database, world_id: str, path: str
+) -> tuple[float, float | None] | None:
+    """The estimate and the provider-reported cost (None if unreported) of the branch's
+    latest finished render; None when it has none."""
+    async with db.session() as session:
+        row = (
+            await session.execute(
+                select(Render.estimated_cost_usd, Render.actual_cost_usd)
+                .where(
+                    Render.world_id == world_id,
+                    Render.path == path,
+                    Render.outcome == Status.READY.value,
+                )
+                .order_by(Render.id.desc())
+                .limit(1)
+            )
+        ).first()
+    if row is None:
+        return None
+    return float(row[0] or 0.0), (float(row[1]) if row[1] is not None else None)
