@@ -121,7 +121,7 @@ def scene_response(service: WorldService, view: SceneView) -> dict[str, Any]:
         ],
         "childrenPaths": children,
         "videoUrl": _asset_url(service, view.video_url, view.video_key) if ready else None,
-        "posterUrl": view.poster_url if ready else None,
+        "posterUrl": _asset_url(service, view.poster_url, view.poster_key) if ready else None,
         # A hidden scene (removed by the admins) says so here, with no clip and no text.
         "failureCode": view.failure_code if view.status in _EXPLAINED else None,
         "failureDetail": view.failure_detail if view.status in _EXPLAINED else None,

@@ -65,6 +65,7 @@ class SceneView:
     video_url: str | None = None
     poster_url: str | None = None
     video_key: str | None = None
+    poster_key: str | None = None
     video_bytes: int | None = None
     progress: int = 0
     failure_code: str | None = None

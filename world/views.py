@@ -244,6 +244,7 @@ class ViewCache:
             video_url=store.url_for(scene.asset_key) if ready and scene.asset_key else None,
             poster_url=store.url_for(scene.poster_key) if ready and scene.poster_key else None,
             video_key=scene.asset_key if ready else None,
+            poster_key=scene.poster_key if ready else None,
             video_bytes=scene.asset_bytes if ready else None,
             progress=scene.progress,
             failure_code=scene.failure_code,

@@ -164,6 +164,8 @@ async def test_each_endpoint_has_the_originals_fields_and_types(client, service)
     assert ready["queuedSince"] is None and ready["failureDetail"] is None
     clip = await client.get(ready["videoUrl"])  # local store: served under /assets/
     assert clip.status == 200 and (await clip.read())[4:8] == b"ftyp"
+    poster = await client.get(ready["posterUrl"])  # and its poster beside it
+    assert poster.status == 200 and (await poster.read())[:8] == b"\x89PNG\r\n\x1a\n"
 
     child = await (await client.get("/worlds/default/scenes", params={"path": "2"})).json()
     check_scene(child)
