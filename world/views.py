@@ -65,7 +65,8 @@ class ViewCache:
         self._loads: dict[Key, asyncio.Future[SceneView]] = {}
         self._waiting: list[tuple[WorldSettings, str, asyncio.Future[SceneView]]] = []
         self._loader: asyncio.Task[None] | None = None
-        self._epoch = 0  # events seen: a load that overlapped one is not cached
+        # While a query runs: the views events changed meanwhile (not cached from it).
+        self._changed_while_reading: set[Key] | None = None
         self._ready: OrderedDict[Key, float] = OrderedDict()  # key -> known ready until
 
     # -- views ---------------------------------------------------------------------
@@ -103,10 +104,11 @@ class ViewCache:
         while self._waiting:
             batch = self._waiting[:MAX_BATCH_VIEWS]
             del self._waiting[:MAX_BATCH_VIEWS]
-            epoch = self._epoch
+            self._changed_while_reading = set()
             try:
                 outcomes = await self._read_views([(world, path) for world, path, _ in batch])
             except BaseException as exc:
+                self._changed_while_reading = None
                 for world, path, loading in batch:
                     self._loads.pop((world.id, path), None)
                     if isinstance(exc, asyncio.CancelledError):
@@ -116,15 +118,16 @@ class ViewCache:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 continue
-            # An event seen while the query ran may postdate what it read: use, do not keep.
-            keep = epoch == self._epoch
+            # A view an event changed while the query ran may be older than the event:
+            # it is returned, not kept.
+            changed, self._changed_while_reading = self._changed_while_reading, None
             for (world, path, loading), outcome in zip(batch, outcomes, strict=True):
                 key = (world.id, path)
                 self._loads.pop(key, None)
                 if isinstance(outcome, UnreachableBranch):
                     loading.set_exception(outcome)
                     continue
-                if keep and outcome.status is Status.READY:
+                if key not in changed and outcome.status is Status.READY:
                     self._cache_view(key, outcome)
                 loading.set_result(outcome)
 
@@ -140,11 +143,14 @@ class ViewCache:
 
     def saw(self, event: SceneEvent) -> None:
         """A local event: the branch's view and its parent's (which shows it) are stale."""
-        self._epoch += 1
-        self._views.pop((event.world_id, event.path), None)
+        stale = [(event.world_id, event.path)]
         parent_path = paths.parent(event.path)
         if parent_path is not None:
-            self._views.pop((event.world_id, parent_path), None)
+            stale.append((event.world_id, parent_path))
+        for key in stale:
+            self._views.pop(key, None)
+        if self._changed_while_reading is not None:
+            self._changed_while_reading.update(stale)
         if event.status is Status.HIDDEN:  # the one change a ready branch can go through
             self._ready.pop((event.world_id, event.path), None)
         if event.status is Status.READY:

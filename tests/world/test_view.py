@@ -11,7 +11,7 @@ from sqlalchemy import event
 from tests.fixtures.world import make_settings, start_service
 from tests.world.helpers import mint, wait_for
 from world.service import InvalidBranch, ServiceError
-from world.types import ChildState, Status
+from world.types import ChildState, SceneEvent, Status
 
 
 @contextmanager
@@ -144,6 +144,29 @@ async def test_a_burst_of_misses_is_read_in_one_query_and_each_view_is_as_read_a
         assert (await service.view("default", "0")).status is Status.READY
     finally:
         await service.close()
+
+
+async def test_a_view_an_event_changed_while_it_was_read_is_returned_but_not_kept(service):
+    await mint(service, "")
+    service.views.clear()
+    engine = service.db.engine.sync_engine
+
+    def an_event_arrives_mid_read(conn, cursor, statement, *args):
+        if "FROM scenes" in statement:  # e.g. branch 1 claimed by this process just now
+            service.views.saw(SceneEvent("default", "1", Status.QUEUED))
+
+    event.listen(engine, "before_cursor_execute", an_event_arrives_mid_read)
+    try:
+        first = await service.view("default", "")
+    finally:
+        event.remove(engine, "before_cursor_execute", an_event_arrives_mid_read)
+    assert first.status is Status.READY
+    with count_queries(service) as statements:
+        again = await service.view("default", "")
+    assert len(statements) == 1, "the possibly stale view was not cached"
+    with count_queries(service) as statements:
+        assert await service.view("default", "") == again
+    assert statements == [], "a view read with no event meanwhile is cached"
 
 
 async def test_trail_names_the_path_and_each_ancestor_root_first(service):
