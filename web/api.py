@@ -290,6 +290,25 @@ async def _claim(
     return web.json_response(scene_response(service, view))
 
 
+async def get_trail(request: web.Request) -> web.Response:
+    """Ours, not the original's: the titles the player heads a scene and its breadcrumbs with
+    (the original's SceneResponse has no title). Reads only; a hidden scene has no title."""
+    service = _service(request)
+    try:
+        world_id = _world_id(request)
+        path = _check_path(service, request.query.get("path", ""))
+    except ApiError as exc:
+        return _fail(exc.status, exc.detail)
+    steps = await service.trail(world_id, path)
+    return web.json_response(
+        {
+            "worldId": world_id,
+            "path": path,
+            "steps": [{"path": step, "title": title} for step, title in steps],
+        }
+    )
+
+
 async def world_metrics(request: web.Request) -> web.Response:
     try:
         world_id = _world_id(request)
@@ -321,3 +340,4 @@ def install(app: web.Application, service: WorldService) -> None:
     app.router.add_post("/worlds/{world_id}/scenes", claim_scene)
     app.router.add_post("/worlds/{world_id}/scenes/{path:.*}/retry", retry_scene)
     app.router.add_get("/worlds/{world_id}/metrics", world_metrics)
+    app.router.add_get("/worlds/{world_id}/trail", get_trail)

@@ -45,6 +45,24 @@ BRANCH_PATH = {
 }
 
 SCHEMAS: dict[str, Any] = {
+    "Trail": {
+        "type": "object",
+        "required": ["worldId", "path", "steps"],
+        "properties": {
+            "worldId": {"type": "string"},
+            "path": BRANCH_PATH,
+            "steps": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["path", "title"],
+                    "properties": {"path": BRANCH_PATH, "title": _nullable("string")},
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "additionalProperties": False,
+    },
     "Error": {
         "type": "object",
         "required": ["detail"],
@@ -269,6 +287,22 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {
                     "200": _json("Metrics", "The world's metrics."),
                     "404": _error("No such world."),
+                },
+            }
+        },
+        "/worlds/{worldId}/trail": {
+            "get": {
+                "operationId": "getTrail",
+                "summary": "The titles of a branch and its ancestors, opening scene first "
+                "(ours: the original's scenes have no title field; writes nothing)",
+                "parameters": [
+                    WORLD_ID,
+                    {"name": "path", "in": "query", "required": False, "schema": BRANCH_PATH},
+                ],
+                "responses": {
+                    "200": _json("Trail", "Each step's path and title (null until made)."),
+                    "404": _error("No such world."),
+                    "422": _error("A malformed path."),
                 },
             }
         },

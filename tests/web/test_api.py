@@ -181,6 +181,25 @@ async def test_each_endpoint_has_the_originals_fields_and_types(client, service)
     assert all(isinstance(metrics[k], int) for k in METRICS_KEYS - {"worldId", "successRate"})
 
 
+async def test_the_trail_gives_each_steps_title_and_writes_nothing(client, service):
+    await mint(service, "")
+    rows = await scene_rows(service)
+    response = await client.get("/worlds/default/trail", params={"path": "1/2"})
+    body = await response.json()
+    assert response.status == 200
+    check_schema("Trail", body)
+    opening = await service.view("default", "")
+    assert body["steps"] == [
+        {"path": "", "title": opening.title},
+        {"path": "1", "title": None},
+        {"path": "1/2", "title": None},
+    ]
+    bad = await client.get("/worlds/default/trail", params={"path": "1//2"})
+    assert bad.status == 422 and (await bad.json())["detail"]
+    assert (await client.get("/worlds/nowhere/trail")).status == 404
+    assert await scene_rows(service) == rows
+
+
 async def test_every_configured_world_and_unknown_worlds_are_404(tmp_path):
     settings = make_settings(tmp_path)
     second = replace(settings.worlds[0], id="second", base_prompt="A lighthouse at dusk.")

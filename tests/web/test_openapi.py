@@ -38,4 +38,4 @@ async def test_openapi_document_is_valid_3_1_and_lists_every_route(settings, ser
     validate(document)
     listed = {(m, p) for p, ops in document["paths"].items() for m in ops}
     assert listed == api_routes()
-    assert len(listed) == 8
+    assert len(listed) == 9

@@ -276,6 +276,8 @@ async def test_player_plays_an_offline_world_in_chromium(
         assert any(text.startswith("Being made") and "%" in text for text in log), log
         assert "›" in await page.locator("#breadcrumbs").inner_text()
         assert await page.locator("#key-form").is_hidden()
+        made = await offline_service.view("default", "0")
+        assert made.title and await page.locator("#title").inner_text() == made.title
         await save_screenshot(
             page, [tmp_path / "player.png", *([SCREENSHOT] if UPDATE_SCREENSHOT else [])]
         )

@@ -256,7 +256,13 @@
   async function load(path, keepStreams) {
     if (!keepStreams) stopStreams();
     try {
-      render(await getJSON(base + "/scenes?path=" + encodeURIComponent(path)));
+      const query = "?path=" + encodeURIComponent(path);
+      const [scene, trail] = await Promise.all([
+        getJSON(base + "/scenes" + query),
+        getJSON(base + "/trail" + query).catch(() => null), // titles: not in the original's JSON
+      ]);
+      if (trail && scene.status === "ready") scene.title = trail.steps[trail.steps.length - 1].title;
+      render(scene);
     } catch (err) {
       els.status.textContent = err.message;
     }
