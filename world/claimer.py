@@ -79,11 +79,11 @@ class Claimer:
     ) -> ClaimResult:
         """Claim a valid branch of a known world (see WorldService.claim and .retry)."""
         key = (world.id, path)
+        if self._views.is_ready(world.id, path):
+            return ClaimResult(ClaimOutcome.READY, world.id, path, progress=100)
         salt = self._settings.generation.contributor_salt
         member = contributor_id(salt, contributor) if contributor else None
         server = contributor_id(salt, guild) if guild else None
-        if self._views.is_ready(world.id, path):
-            return ClaimResult(ClaimOutcome.READY, world.id, path, progress=100)
 
         async with self._locks.hold(key):
             recent = self._recent.get(key)
@@ -120,7 +120,20 @@ class Claimer:
             wanted = [path] if parent_path is None else [path, parent_path]
             rows = await scenes.load_paths(session, world_id, wanted)
             parent = rows.get(parent_path) if parent_path is not None else None
+            scene = rows.get(path)
+            if scene is not None:  # what exists answers first (below a hidden scene too)
+                early = self._existing_outcome(scene, retry=retry, confirm=confirm)
+                if early is not None:
+                    return early
             if parent_path is not None:
+                if parent is not None and parent.status == Status.HIDDEN.value:
+                    return refused(
+                        world_id,
+                        path,
+                        "parent_not_ready",
+                        "The admins removed the scene before this one; it has to be made "
+                        "again first.",
+                    )
                 if parent is None or parent.status != Status.READY.value:
                     return refused(
                         world_id,
@@ -133,13 +146,8 @@ class Claimer:
                     return refused(
                         world_id, path, "invalid", "That choice does not exist in this scene."
                     )
-            scene = rows.get(path)
             if scene is None and retry:  # refused before anything is written: no row
                 return refused(world_id, path, "not_failed", "Only a failed branch can be retried.")
-            if scene is not None:
-                early = self._existing_outcome(scene, retry=retry, confirm=confirm)
-                if early is not None:
-                    return early
             if self._providers[world_id].needs_key and credentials is None:
                 # Ready and queued branches are free to everyone; only starting one needs a key.
                 return refused(
@@ -187,7 +195,7 @@ class Claimer:
                 )
                 log.warning("uncertain render written off world=%s path=%s", world_id, path)
         log.info("claimed world=%s path=%s retry=%s", world_id, path, retry)
-        self._jobs.start(world, path, token, credentials, hashed, guild=server)
+        self._jobs.start(world, path, token, credentials, hashed, guild=server, estimate=estimate)
         place = self._jobs.queue_position(world_id, path)  # waiting for a slot: its place
         self._publish(
             SceneEvent(

@@ -44,7 +44,6 @@ class JobRunner:
         store: AssetStore,
         providers: Mapping[str, Provider],
         *,
-        estimated_cost: Callable[[str], float],
         publish: Callable[[SceneEvent], None],
         spawn: Spawn | None = None,
         on_finished: Callable[[Key], None] | None = None,
@@ -54,7 +53,6 @@ class JobRunner:
         self._settings = settings
         self._db = db
         self._providers = providers
-        self._estimated_cost = estimated_cost
         self._publish = publish
         self._spawn = spawn or default_spawn
         self._on_finished = on_finished
@@ -91,8 +89,11 @@ class JobRunner:
         credentials: Credentials | None,
         contributor: str | None,
         guild: str | None = None,
+        *,
+        estimate: float,
     ) -> None:
-        """Run the job of a claim just won (`token`) as a background task."""
+        """Run the job of a claim just won (`token`) as a background task; `estimate` is
+        what the claim reserved, recorded on its render."""
         ctx = JobContext(
             db=self._db,
             store=self._store,
@@ -100,7 +101,7 @@ class JobRunner:
             world=world,
             generation=self._settings.generation,
             publish=self._publish,
-            estimated_cost_usd=self._estimated_cost(world.id),
+            estimated_cost_usd=estimate,
             inflight=self.inflight,
             create_window_seconds=self._settings.providers.create_timeout_seconds
             + CREATE_WINDOW_MARGIN_SECONDS,

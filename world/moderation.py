@@ -25,14 +25,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.base import AssetStore, StorageError
 from world.claims import contributor_id
 from world.db import Database
 from world.models import AdminAction, HiddenClip, Report, ReportChannel, Scene, utcnow
+from world.scenes import dialect_insert
 from world.settings import Settings
 from world.types import SceneEvent, Status
 
@@ -128,10 +127,6 @@ def clean_reason(reason: str | None) -> str | None:
     return text or None
 
 
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-
-
 async def _scene(session: AsyncSession, world_id: str, path: str) -> Scene | None:
     return await session.scalar(select(Scene).where(Scene.world_id == world_id, Scene.path == path))
 
@@ -178,7 +173,7 @@ class Moderation:
                 raise ModerationRefused("Only a scene that has been made can be reported.")
             clip = clip_digest(scene.asset_key)
             inserted = await session.execute(
-                _insert(session)(Report)
+                dialect_insert(session)(Report)
                 .values(
                     world_id=world_id,
                     scene_id=scene.id,
@@ -218,7 +213,7 @@ class Moderation:
         actor = self._who(admin)
         now = self._clock()
         async with self._db.transaction() as session:
-            stmt = _insert(session)(ReportChannel).values(
+            stmt = dialect_insert(session)(ReportChannel).values(
                 guild_id=guild_id, channel_id=channel_id, set_by=actor, updated_at=now
             )
             await session.execute(

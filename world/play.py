@@ -15,12 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, column, exists, func, select, update, values
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from world.db import Database
 from world.models import Channel, Round, UTCDateTime, Vote
+from world.scenes import dialect_insert
 
 VOTE = "vote"
 PICK = "pick"
@@ -71,10 +70,6 @@ def _channel_state(row: Channel) -> ChannelState:
 
 def _round_state(row: Round) -> RoundState:
     return RoundState.from_row(row)
-
-
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
 @dataclass(frozen=True)
@@ -129,7 +124,9 @@ class PlayStore:
                 "active": True,
                 "updated_at": now,
             }
-            stmt = _insert(session)(Channel).values(channel_id=channel_id, created_at=now, **values)
+            stmt = dialect_insert(session)(Channel).values(
+                channel_id=channel_id, created_at=now, **values
+            )
             await session.execute(
                 stmt.on_conflict_do_update(index_elements=["channel_id"], set_=values)
             )
@@ -353,7 +350,7 @@ class PlayStore:
         round_ids = sorted({b.round_id for b in unique})
         restarted: dict[int, datetime] = {}
         async with self.db.transaction() as session:
-            insert = _insert(session)
+            insert = dialect_insert(session)
             for start in range(0, len(unique), VOTE_CHUNK):
                 chunk = unique[start : start + VOTE_CHUNK]
                 incoming = (

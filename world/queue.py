@@ -22,7 +22,7 @@ class JobSlots:
     """`size` slots; `enter` takes one or a place in line, `leave` gives either back."""
 
     def __init__(self, size: int, on_change: OnChange | None = None) -> None:
-        self._free = size
+        self._size = size
         self._holders: set[str] = set()  # claim tokens holding a slot
         self._line: OrderedDict[str, tuple[Key, asyncio.Future[None]]] = OrderedDict()
         self._told: dict[str, int] = {}  # the place last reported for each waiting token
@@ -36,11 +36,14 @@ class JobSlots:
     def busy(self) -> int:
         return len(self._holders)
 
+    @property
+    def _free(self) -> int:
+        return self._size - len(self._holders)
+
     def enter(self, token: str, key: Key) -> asyncio.Future[None]:
         """A slot for the job of `token`: the future is done when the job may start."""
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._free > 0 and not self._line:
-            self._free -= 1
             self._holders.add(token)
             granted.set_result(None)
         else:
@@ -52,7 +55,6 @@ class JobSlots:
         """The job of `token` ended (or never ran): its slot or its place goes to the next."""
         if token in self._holders:
             self._holders.discard(token)
-            self._free += 1
         elif token in self._line:
             self._line.pop(token)
             self._told.pop(token, None)
@@ -74,7 +76,6 @@ class JobSlots:
             self._told.pop(token, None)
             if granted.done():  # its job was cancelled while waiting
                 continue
-            self._free -= 1
             self._holders.add(token)
             granted.set_result(None)
             if self._on_change is not None:

@@ -24,12 +24,13 @@ class ClaimLost(Exception):
     """The job's claim token no longer owns the branch."""
 
 
-def _insert(session: AsyncSession) -> Any:
+def dialect_insert(session: AsyncSession) -> Any:
+    """`insert` of the session's dialect (PostgreSQL or SQLite), for ON CONFLICT clauses."""
     return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
 async def upsert_world(session: AsyncSession, values: dict[str, Any]) -> None:
-    stmt = _insert(session)(World).values(**values)
+    stmt = dialect_insert(session)(World).values(**values)
     updates = {k: stmt.excluded[k] for k in values if k not in ("id", "created_at")}
     await session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=updates))
 
@@ -84,7 +85,7 @@ async def insert_placeholder(
     """Create the pending row if absent; never check-then-insert."""
     now = utcnow()
     stmt = (
-        _insert(session)(Scene)
+        dialect_insert(session)(Scene)
         .values(
             world_id=world_id,
             path=path,

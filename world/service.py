@@ -103,7 +103,6 @@ class WorldService:
             db,
             store,
             self.providers,
-            estimated_cost=self.estimated_cost,
             publish=self._publish,
             spawn=self._spawn,
             on_finished=lambda key: self._claims.forget(*key),

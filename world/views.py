@@ -1,6 +1,6 @@
 """View cache: scenes as the front doors show them, and which branches are known ready.
 
-It owns loading a scene with its choices' states (one indexed query, see `load_view`), the
+It owns loading scenes with their choices' states (one indexed query, see `_read_views`), the
 TTL cache of ready scenes' views (concurrent misses of one scene share one load, and misses
 arriving while a query runs are read together by the next; a view read late in its TTL is
 fetched again in the background, so hot scenes never make a reader wait), the set
@@ -165,13 +165,6 @@ class ViewCache:
         self._views.move_to_end(key)
         while len(self._views) > VIEW_CACHE_SIZE:
             self._views.popitem(last=False)
-
-    async def load_view(self, world: WorldSettings, path: str) -> SceneView:
-        """The scene, its choices' states and its parent in one query (no cache)."""
-        outcome = (await self._read_views([(world, path)]))[0]
-        if isinstance(outcome, UnreachableBranch):
-            raise outcome
-        return outcome
 
     async def _read_views(
         self, wanted: Sequence[tuple[WorldSettings, str]]

@@ -38,7 +38,7 @@ MAX_DEPTH = 6
 DEFAULT_DEPTH = 3
 MAX_NODES = 400  # descendants drawn at most; a full ternary tree fits 5 levels
 TRAIL_SHOWN = 4  # the root and the focus's last 3 ancestors; the rest is "… n more"
-HIDDEN = "hidden"  # the status of a scene the admins hid
+HIDDEN = Status.HIDDEN.value  # the status of a scene the admins hid
 HIDDEN_LABEL = "Removed by the admins"
 _LOOKUP_CHUNK = 500  # bind parameters per IN list (well under SQLite's and asyncpg's limits)
 

@@ -283,3 +283,21 @@ async def test_another_process_sees_the_hide_and_mints_the_branch_again(tmp_path
     finally:
         await there.close()
         await here.close()
+
+
+async def test_below_a_hidden_scene_made_branches_still_play_and_new_ones_wait(tmp_path):
+    here = await started(tmp_path, f"sqlite:///{tmp_path / 'world.db'}")
+    there = await WorldService.start(here.settings, run_watchdog=False)  # knows nothing yet
+    try:
+        await mint(here, "")
+        await mint(here, "0")
+        await here.hide("default", "", None, "admin")
+        below = await there.claim("default", "0", None, "m")
+        assert below.outcome is ClaimOutcome.READY, "a made branch stays playable"
+        assert (await there.view("default", "0")).is_ready
+        new = await there.claim("default", "1", None, "m")
+        assert new.outcome is ClaimOutcome.REFUSED and "removed" in (new.message or "")
+        assert await count(here, Scene) == 2
+    finally:
+        await there.close()
+        await here.close()
