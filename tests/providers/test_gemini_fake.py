@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import re
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -533,8 +534,9 @@ async def test_malformed_creates_are_refused_before_injected_faults(
 
 
 async def test_the_key_travels_only_in_x_goog_api_key(
-    gemini: FakeGemini, connect: Connect, tmp_path
+    gemini: FakeGemini, connect: Connect, tmp_path, caplog
 ):
+    caplog.set_level(logging.DEBUG)  # the SDK's and aiohttp's own lines, all of them
     gemini.add_key(GOOD_GEMINI_KEY, polls_to_complete=1)
     client = connect()
     await client.models.get(model=CHAT_MODEL)
@@ -546,7 +548,7 @@ async def test_the_key_travels_only_in_x_goog_api_key(
     await client.files.download(file=name)
     assert len(gemini.requests) == 6
     assert gemini.keys_seen() == {GOOD_GEMINI_KEY}
-    assert_key_only_in_header(tmp_path, "", gemini.requests, GOOD_GEMINI_KEY)
+    assert_key_only_in_header(tmp_path, caplog.text, gemini.requests, GOOD_GEMINI_KEY)
 
     path = f"/v1beta/models/{CHAT_MODEL}"
     status, body = await _raw(gemini, "GET", path, key=None, params={"key": GOOD_GEMINI_KEY})

@@ -317,6 +317,7 @@ video_model = "google/veo-3.1-fast"
 
     code, out, err = await run_async(config, *args, HOST_KEY="sk-test-or-wrong-0000")
     assert code == 1 and err.startswith("The provider did not accept the key"), (out, err)
+    assert "wrong-0000" not in out + err
     assert statuses(config) == {} and openrouter.accepted_creates == []
 
     # A key the provider accepts but whose every create is refused (no credits left).
@@ -325,6 +326,7 @@ video_model = "google/veo-3.1-fast"
     assert code == 1, (out, err)
     assert "failed the opening scene: " in out
     assert "done 0, failed 1, remaining 0" in out
+    assert POOR_KEY not in out + err and POOR_KEY.split("-")[-2] not in out + err
     assert err.strip().splitlines()[-1] == (
         "1 branch could not be made (3 below not reached); see the lines above, fix the "
         "cause and run the command again."
@@ -339,6 +341,10 @@ video_model = "google/veo-3.1-fast"
     assert GOOD_OR_KEY not in out + err and GOOD_OR_KEY.split("-")[-2] not in out + err
     assert len(openrouter.accepted_creates) == 4
     assert set(statuses(config).values()) == {"ready"}
+    for key in ("wrong-0000", POOR_KEY, GOOD_OR_KEY):  # no file the runs wrote holds a key
+        for written in tmp_path.rglob("*"):
+            if written.is_file():
+                assert key.encode() not in written.read_bytes(), written
 
 
 def test_a_cap_on_mints_at_once_is_honoured_not_failed(tmp_path: Path) -> None:

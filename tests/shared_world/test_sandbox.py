@@ -357,7 +357,9 @@ def test_sandbox_plays_the_real_bot_in_chromium(tmp_path: Path) -> None:
 
 def test_sandbox_practice_keys_open_the_key_form(tmp_path: Path) -> None:
     """`--practice-keys`: the opening scene waits for a key, entered in the key form."""
-    sandbox = SandboxProcess(tmp_path / "sandbox", "--practice-keys", "--render-seconds", "0.5")
+    sandbox = SandboxProcess(
+        tmp_path / "sandbox", "--practice-keys", "--render-seconds", "0.5", "--verbose"
+    )
     try:
         url = sandbox.start()
         with chromium_page() as page:
@@ -377,4 +379,8 @@ def test_sandbox_practice_keys_open_the_key_form(tmp_path: Path) -> None:
     finally:
         sandbox.kill()
     assert_clean_stop(code, stdout, stderr, sandbox.describe())
-    assert "practice-key-123" not in stderr  # nor logged
+    assert "INFO" in stderr, "--verbose: the key form's log lines were written"
+    assert "practice-key-123" not in stdout + stderr  # nor logged
+    for written in (tmp_path / "sandbox").rglob("*"):  # nor stored
+        if written.is_file():
+            assert b"practice-key-123" not in written.read_bytes(), written
