@@ -182,7 +182,7 @@ class Minting:
         )
         if result.outcome is ClaimOutcome.REFUSED:
             raise Refusal(result.message or "That branch cannot be retried.")
-        log.info("admin retry world=%s path=%s outcome=%s", world_id, path, result.outcome.value)
+        await self._audit_retry(interaction, world_id, path, result)
         await self.report_claim(
             interaction, result, cards.cost_text(self.service.estimated_cost(world_id))
         )
@@ -278,6 +278,7 @@ class Minting:
             result = await self.service.retry(
                 world_id, path, credentials, str(interaction.user.id), guild=_guild_of(interaction)
             )
+            await self._audit_retry(interaction, world_id, path, result)
         else:
             # The mint card this member clicked warned them if a render may already exist.
             seen = await self.service.view(world_id, path)
@@ -294,6 +295,22 @@ class Minting:
             cost += f"; your key has ${check.remaining_usd:.2f} of credit left"
         await self.report_claim(interaction, result, cost)
         return True
+
+    async def _audit_retry(
+        self, interaction: discord.Interaction, world_id: str, path: str, result: ClaimResult
+    ) -> None:
+        """An admin's retry that started a mint, in the audit trail (a refused one, or one of
+        a branch someone else made meanwhile, changed nothing)."""
+        if not result.claimed_by_caller:
+            return
+        log.info("admin retry world=%s path=%s outcome=%s", world_id, path, result.outcome.value)
+        await self.service.record_admin_action(
+            "retry",
+            str(interaction.user.id),
+            guild_id=interaction.guild_id,
+            world_id=world_id,
+            path=path,
+        )
 
     async def report_claim(
         self, interaction: discord.Interaction, result: ClaimResult, cost: str

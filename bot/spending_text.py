@@ -33,10 +33,10 @@ def mint_line(mint: Any) -> str:
     where = cards.breadcrumbs(mint.path)
     title = f" “{cards.clip(mint.title, 60)}”" if mint.title else ""
     when = discord.utils.format_dt(mint.at, "R")
+    cost = cards.cost_text(mint.estimated_usd)
     if mint.outcome == "minting":
-        cost = f"about {usd(mint.estimated_usd)} reserved" if mint.estimated_usd else "free"
-        return f"• {where}{title} · minting since {when} · {cost}"
-    cost = f"about {usd(mint.estimated_usd)}" if mint.estimated_usd else "free"
+        reserved = f"{cost} reserved" if mint.estimated_usd > 0 else cost
+        return f"• {where}{title} · minting since {when} · {reserved}"
     if mint.actual_usd is not None:
         cost += f" · reported {usd(mint.actual_usd)}"
     return f"• {where}{title} · {mint.outcome} {when} · {cost}"

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from shared_world.mistakes import HostMistake, say
 from world import paths
 from world.quoting import quote
 from world.settings import Settings
@@ -118,15 +119,6 @@ class Tally:
         )
 
 
-class HostMistake(Exception):
-    """What the host asked for cannot be done: one sentence and the exit code."""
-
-    def __init__(self, sentence: str, code: int) -> None:
-        super().__init__(sentence)
-        self.sentence = sentence
-        self.code = code
-
-
 class Result(enum.Enum):
     MADE = "made"  # ready now
     FAILED = "failed"
@@ -204,10 +196,6 @@ def _name(path: str) -> str:
     return "the opening scene" if path == "" else f"branch {path}"
 
 
-def _say(sentence: str) -> None:
-    print(sentence, file=sys.stderr, flush=True)
-
-
 def host_identity() -> str:
     """Who pays when the host prerenders (hashed by the claim like any member's id)."""
     try:
@@ -251,7 +239,7 @@ def run_prerender(settings: Settings, args: argparse.Namespace) -> int:
     try:
         credentials = check_request(settings, args)
     except HostMistake as mistake:
-        _say(mistake.sentence)
+        say(mistake.sentence)
         return mistake.code
     return asyncio.run(
         prerender(
@@ -320,8 +308,8 @@ async def prerender(
     try:
         await runner.require_writable_storage(settings)
         service = await runner.start_service(settings)
-    except runner.HostMistake as mistake:
-        _say(mistake.sentence)
+    except HostMistake as mistake:
+        say(mistake.sentence)
         return mistake.code
     try:
         return await _prerender(service, world_id, depth, credentials, yes, stdin, out)
@@ -345,9 +333,9 @@ async def _prerender(
             await service.validate_key(world_id, credentials)
         except ProviderError as exc:
             if exc.code == "invalid_key":
-                _say(f"The provider did not accept the key: {exc.public_message}")
+                say(f"The provider did not accept the key: {exc.public_message}")
             else:
-                _say(f"The key could not be checked ({exc.code}): {exc.public_message}")
+                say(f"The key could not be checked ({exc.code}): {exc.public_message}")
             return 1
     await service.refresh_estimates()
     to_make, ready = await count_to_make(service, world_id, depth)
@@ -364,7 +352,7 @@ async def _prerender(
         return 0
     if not yes:
         if not stdin.isatty():
-            _say("Nothing was made: confirm with --yes when stdin is not a terminal.")
+            say("Nothing was made: confirm with --yes when stdin is not a terminal.")
             return 2
         if not await _confirm(stdin, out):
             print("Nothing was made.", file=out, flush=True)
@@ -377,20 +365,20 @@ async def _prerender(
     finally:
         display.close()
     if walk.capped is not None:
-        _say(
+        say(
             f"Stopped at a spending cap after {tally.done} of {tally.total} branches "
             f"({walk.capped.rstrip('.')}); run the same command again then to continue."
         )
         return 1
     if stopped:
-        _say(
+        say(
             f"Stopped after {tally.done} of {tally.total} branches ({tally.spend()} spent); "
             f"{RESUME_HINT}."
         )
         return 130
     print(f"Finished: {tally.summary()}.", file=out, flush=True)
     if tally.failed:
-        _say(
+        say(
             f"{_branches(tally.failed)} could not be made ({tally.unreachable} below "
             "not reached); see the lines above, fix the cause and run the command again."
         )
@@ -620,7 +608,7 @@ def _on_interrupt(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Calla
         stop.set()
         with contextlib.suppress(Exception):
             loop.remove_signal_handler(signum)
-        _say("Stopping: no new branches; running ones reach a safe point (Ctrl-C again to quit).")
+        say("Stopping: no new branches; running ones reach a safe point (Ctrl-C again to quit).")
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):

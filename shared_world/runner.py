@@ -25,7 +25,6 @@ import errno
 import gc
 import logging
 import signal
-import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -34,6 +33,7 @@ import discord
 
 from bot.app import build_bot
 from shared_world.check import BAD_TOKEN, DISCORD_UNREACHABLE
+from shared_world.mistakes import HostMistake, say
 from world.db import DatabaseMissing, DatabaseUnavailable, SchemaOutdated
 from world.logsafe import redact
 from world.service import WorldService
@@ -59,19 +59,6 @@ NO_TOKEN = (
 MISSING_INTENT = "Discord refused the connection: the bot asked for an intent it does not have."
 
 
-class HostMistake(Exception):
-    """Something the host can fix, as one sentence and the process's exit code."""
-
-    def __init__(self, sentence: str, code: int) -> None:
-        super().__init__(sentence)
-        self.sentence = sentence
-        self.code = code
-
-
-def _say(sentence: str) -> None:
-    print(sentence, file=sys.stderr)
-
-
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's event loop where it is installed (the same code, about twice the requests
     a second through the HTTP front door), else asyncio's own."""
@@ -93,7 +80,7 @@ def _run_until_stopped(main: Coroutine[Any, Any, int]) -> int:
 def run(settings: Settings) -> int:
     """Run until SIGTERM or Ctrl-C; returns the process exit code."""
     if not settings.discord.token:
-        _say(NO_TOKEN)
+        say(NO_TOKEN)
         return 2
     return _run_until_stopped(serve(settings))
 
@@ -110,7 +97,7 @@ async def serve_http(settings: Settings, *, stop: asyncio.Event | None = None) -
         await require_writable_storage(settings)
         service = await start_service(settings)
     except HostMistake as mistake:
-        _say(mistake.sentence)
+        say(mistake.sentence)
         return mistake.code
     stop = stop or asyncio.Event()
     signals: list[signal.Signals] = []
@@ -119,7 +106,7 @@ async def serve_http(settings: Settings, *, stop: asyncio.Event | None = None) -
         try:
             web_runner = await _start_http(settings, service, always=True)
         except HostMistake as mistake:
-            _say(mistake.sentence)
+            say(mistake.sentence)
             return mistake.code
         signals = _on_signals(stop)
         await stop.wait()
@@ -139,13 +126,13 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
     """Run the bot (and the HTTP front door) until `stop` is set or a signal arrives."""
     token = settings.discord.token
     if not token:
-        _say(NO_TOKEN)
+        say(NO_TOKEN)
         return 2
     try:
         await require_writable_storage(settings)
         service = await start_service(settings)
     except HostMistake as mistake:
-        _say(mistake.sentence)
+        say(mistake.sentence)
         return mistake.code
     stop = stop or asyncio.Event()
     signals: list[signal.Signals] = []
@@ -162,7 +149,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> int
                 interactions=lambda: bot.interactions_handled if bot is not None else 0,
             )
         except HostMistake as mistake:
-            _say(mistake.sentence)
+            say(mistake.sentence)
             return mistake.code
         signals = _on_signals(stop)
         bot = build_bot(settings, service)
@@ -250,10 +237,10 @@ def _bot_exit_code(task: asyncio.Task[Any]) -> int:
     if known is not None:
         sentence, code = known
         log.debug("the Discord connection failed", exc_info=error)  # the traceback: DEBUG only
-        _say(sentence)
+        say(sentence)
         return code
     log.debug("the Discord connection failed", exc_info=error)
-    _say(
+    say(
         f"the Discord connection failed ({type(error).__name__}: {redact(str(error))}); run "
         "with LOG_LEVEL=DEBUG to see the traceback in the log."
     )
@@ -338,7 +325,7 @@ async def sync_commands(settings: Settings, guild_id: int | None) -> int:
     """Publish the slash commands: to one server (instant) or globally."""
     token = settings.discord.token
     if not token:
-        _say(NO_TOKEN)
+        say(NO_TOKEN)
         return 2
     bot = build_bot(settings, None)
     try:
@@ -354,7 +341,7 @@ async def sync_commands(settings: Settings, guild_id: int | None) -> int:
                     synced = await bot.tree.sync()
                     where = "globally (Discord may take up to an hour to show them)"
             except discord.Forbidden:
-                _say(
+                say(
                     "Discord refused: invite the bot to that server with the "
                     "applications.commands scope (the URL from `shared-world check`)."
                 )
@@ -365,7 +352,7 @@ async def sync_commands(settings: Settings, guild_id: int | None) -> int:
             raise
         log.debug("sync-commands failed", exc_info=exc)
         sentence, code = known
-        _say(sentence)
+        say(sentence)
         return code
     print(f"Published {len(synced)} commands {where}: {', '.join('/' + c.name for c in synced)}.")
     return 0

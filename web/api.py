@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from web.common import error, service_of
 from world import paths
 from world.providers.base import ProviderError
 from world.service import ServiceError, UnknownWorld, WorldService
@@ -23,7 +24,6 @@ from world.types import ChildState, ClaimOutcome, Credentials, SceneView, Status
 
 log = logging.getLogger(__name__)
 
-SERVICE_KEY = web.AppKey("service", WorldService)
 BODY_CACHE_SIZE = 4096  # as many as the service's view cache holds
 
 KEY_REQUIRED = "API key required for generation"
@@ -55,10 +55,6 @@ class ApiError(Exception):
         self.detail = detail
 
 
-def _fail(status: int, detail: str) -> web.Response:
-    return web.json_response({"detail": detail}, status=status)
-
-
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
@@ -67,14 +63,10 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _service(request: web.Request) -> WorldService:
-    return request.app[SERVICE_KEY]
-
-
 def _world_id(request: web.Request) -> str:
     world_id = request.match_info["world_id"]
     try:
-        _service(request).world(world_id)
+        service_of(request).world(world_id)
     except UnknownWorld as exc:
         raise ApiError(404, str(exc)) from None
     return world_id
@@ -198,8 +190,8 @@ async def get_world(request: web.Request) -> web.Response:
     try:
         world_id = _world_id(request)
     except ApiError as exc:
-        return _fail(exc.status, exc.detail)
-    world = _service(request).world(world_id)
+        return error(exc.status, exc.detail)
+    world = service_of(request).world(world_id)
     return web.json_response(
         {
             "worldId": world.id,
@@ -212,19 +204,19 @@ async def get_world(request: web.Request) -> web.Response:
 
 
 async def get_scene(request: web.Request) -> web.Response:
-    service = _service(request)
+    service = service_of(request)
     try:
         world_id = _world_id(request)
         path = _check_path(service, request.query.get("path", ""))
         view = await _view(service, world_id, path)
     except ApiError as exc:
-        return _fail(exc.status, exc.detail)
+        return error(exc.status, exc.detail)
     body = request.app[BODIES_KEY].body(service, view)
     return web.Response(body=body, content_type="application/json")
 
 
 async def claim_scene(request: web.Request) -> web.Response:
-    service = _service(request)
+    service = service_of(request)
     try:
         world_id = _world_id(request)
         body = await _json_body(request)
@@ -233,7 +225,7 @@ async def claim_scene(request: web.Request) -> web.Response:
         path = _check_path(service, body["path"])
         return await _claim(service, world_id, path, _credentials(body), _contributor(request))
     except ApiError as exc:
-        return _fail(exc.status, exc.detail)
+        return error(exc.status, exc.detail)
 
 
 async def retry_scene(request: web.Request) -> web.Response:
@@ -241,14 +233,14 @@ async def retry_scene(request: web.Request) -> web.Response:
 
     Failures only an admin may re-open (refused by the provider, an uncertain render) stay
     refused here: the HTTP API has no admins."""
-    service = _service(request)
+    service = service_of(request)
     try:
         world_id = _world_id(request)
         path = _check_path(service, request.match_info["path"])
         body = await _json_body(request, empty_ok=True)
         return await _claim(service, world_id, path, _credentials(body), _contributor(request))
     except ApiError as exc:
-        return _fail(exc.status, exc.detail)
+        return error(exc.status, exc.detail)
 
 
 def _contributor(request: web.Request) -> str:
@@ -293,12 +285,12 @@ async def _claim(
 async def get_trail(request: web.Request) -> web.Response:
     """Ours, not the original's: the titles the player heads a scene and its breadcrumbs with
     (the original's SceneResponse has no title). Reads only; a hidden scene has no title."""
-    service = _service(request)
+    service = service_of(request)
     try:
         world_id = _world_id(request)
         path = _check_path(service, request.query.get("path", ""))
     except ApiError as exc:
-        return _fail(exc.status, exc.detail)
+        return error(exc.status, exc.detail)
     steps = await service.trail(world_id, path)
     return web.json_response(
         {
@@ -313,8 +305,8 @@ async def world_metrics(request: web.Request) -> web.Response:
     try:
         world_id = _world_id(request)
     except ApiError as exc:
-        return _fail(exc.status, exc.detail)
-    metrics = await _service(request).metrics(world_id)
+        return error(exc.status, exc.detail)
+    metrics = await service_of(request).metrics(world_id)
     branches = metrics.branches
     ready = branches.get(Status.READY.value, 0)
     failed = branches.get(Status.FAILED.value, 0)
@@ -331,8 +323,7 @@ async def world_metrics(request: web.Request) -> web.Response:
     )
 
 
-def install(app: web.Application, service: WorldService) -> None:
-    app[SERVICE_KEY] = service
+def install(app: web.Application) -> None:
     app[BODIES_KEY] = SceneBodies()
     app.router.add_get("/health", health)
     app.router.add_get("/worlds/{world_id}", get_world)

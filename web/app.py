@@ -13,11 +13,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from web import api, limits, maps, metrics, openapi, player
+from web import api, common, limits, maps, metrics, openapi, player
 from world.service import WorldService
 from world.settings import Settings
 
-SERVICE_KEY = api.SERVICE_KEY
+SERVICE_KEY = common.SERVICE_KEY
 
 
 def build_app(
@@ -32,11 +32,12 @@ def build_app(
     # client_max_size: a body without Content-Length is cut off at the limit as well (413).
     app = web.Application(middlewares=limits.middlewares(http), client_max_size=http.max_body_bytes)
     app.on_response_prepare.append(limits.security_headers)
-    api.install(app, service)
-    maps.install(app, service)
+    app[common.SERVICE_KEY] = service
+    api.install(app)
+    maps.install(app)
     openapi.install(app)
     metrics.install(app, service, interactions=interactions)
-    player.install(app, service)
+    player.install(app)
     if settings.storage.backend == "local":
         assets = Path(settings.storage.local_dir)
         assets.mkdir(parents=True, exist_ok=True)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from web.common import error
 from world.settings import HttpSettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -37,10 +38,6 @@ WINDOW_SECONDS = 60.0
 MAX_TRACKED_CLIENTS = 10_000
 
 
-def error(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"detail": detail}, status=status, headers=headers)
-
-
 def is_claim(request: web.Request) -> bool:
     if request.method != "POST" or not request.path.startswith("/worlds/"):
         return False
@@ -48,33 +45,36 @@ def is_claim(request: web.Request) -> bool:
 
 
 class ClaimRateLimit:
-    """A sliding one-minute window of claim times per client address."""
+    """A sliding one-minute window of claim times per client address; at most
+    MAX_TRACKED_CLIENTS addresses are remembered, the least recently seen forgotten first."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = MAX_TRACKED_CLIENTS,
+    ) -> None:
         self.per_minute = per_minute
         self._clock = clock
-        self._seen: dict[str, deque[float]] = {}
+        self._max_clients = max_clients
+        self._seen: OrderedDict[str, deque[float]] = OrderedDict()  # least recent first
 
     def check(self, client: str) -> float | None:
         """None when this claim may go ahead (and counts it), else seconds to wait."""
         now = self._clock()
         times = self._seen.get(client)
         if times is None:
-            if len(self._seen) >= MAX_TRACKED_CLIENTS:
-                self._forget_idle(now)
+            while len(self._seen) >= self._max_clients:  # idle ones first: they come first
+                self._seen.popitem(last=False)
             times = self._seen[client] = deque()
+        else:
+            self._seen.move_to_end(client)
         while times and now - times[0] >= WINDOW_SECONDS:
             times.popleft()
         if len(times) >= self.per_minute:
             return WINDOW_SECONDS - (now - times[0])
         times.append(now)
         return None
-
-    def _forget_idle(self, now: float) -> None:
-        for client in [c for c, t in self._seen.items() if not t or now - t[-1] >= WINDOW_SECONDS]:
-            del self._seen[client]
-        while len(self._seen) >= MAX_TRACKED_CLIENTS:  # still full: drop the oldest entries
-            del self._seen[next(iter(self._seen))]
 
 
 def middlewares(http: HttpSettings) -> list[Callable[..., Awaitable[web.StreamResponse]]]:

@@ -10,23 +10,18 @@ import logging
 
 from aiohttp import web
 
+from web.common import error, service_of
 from world.service import (
     MAP_DEFAULT_DEPTH,
     MAP_MAX_DEPTH,
     MAP_MIN_DEPTH,
     ServiceError,
     UnknownWorld,
-    WorldService,
 )
 
 log = logging.getLogger(__name__)
 
-SERVICE_KEY = web.AppKey("map_service", WorldService)
 DEPTH_SENTENCE = f"depth must be a whole number from {MAP_MIN_DEPTH} to {MAP_MAX_DEPTH}."
-
-
-def _fail(status: int, detail: str) -> web.Response:
-    return web.json_response({"detail": detail}, status=status)
 
 
 def _depth(text: str | None) -> int | None:
@@ -38,20 +33,20 @@ def _depth(text: str | None) -> int | None:
 
 
 async def world_map(request: web.Request) -> web.Response:
-    service = request.app[SERVICE_KEY]
+    service = service_of(request)
     world_id = request.match_info["world_id"]
     try:
         service.world(world_id)
     except UnknownWorld as exc:
-        return _fail(404, str(exc))
+        return error(404, str(exc))
     depth = _depth(request.query.get("depth"))
     if depth is None:
-        return _fail(422, DEPTH_SENTENCE)
+        return error(422, DEPTH_SENTENCE)
     path = request.query.get("path", "")
     try:
         png = await service.world_map(world_id, path, depth)
     except ServiceError as exc:  # a malformed path, a depth out of range, nothing explored
-        return _fail(422, str(exc))
+        return error(422, str(exc))
     return web.Response(
         body=png,
         content_type="image/png",
@@ -59,6 +54,5 @@ async def world_map(request: web.Request) -> web.Response:
     )
 
 
-def install(app: web.Application, service: WorldService) -> None:
-    app[SERVICE_KEY] = service
+def install(app: web.Application) -> None:
     app.router.add_get("/worlds/{world_id}/map.png", world_map)

@@ -18,25 +18,24 @@ from pathlib import Path
 
 from aiohttp import web
 
+from web.common import error, service_of
 from world.service import InvalidBranch, ServiceError, UnknownWorld, WorldService
 from world.types import SceneEvent
 
 STATIC = Path(__file__).parent / "static"
 HEARTBEAT_SECONDS = 15.0
-PLAYER_SERVICE = web.AppKey("player_service", WorldService)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 WORLD_PAGE = re.compile(r"^/worlds/([^/]+)/?$")
 
 
-def install(app: web.Application, service: WorldService) -> None:
+def install(app: web.Application) -> None:
     """Add the player page (`/`, `/worlds/{worldId}`), `/static/` and the SSE route.
 
     `GET /worlds/{worldId}` is also the API's world JSON: a middleware serves the page only
     to a browser navigating there (Accept starting with text/html), whichever is routed first.
     """
-    app[PLAYER_SERVICE] = service
     app.middlewares.append(_world_page)
     app.router.add_get("/", _root_page)
     app.router.add_get("/worlds/{worldId}/events", _events)
@@ -54,12 +53,12 @@ async def _world_page(request: web.Request, handler: Handler) -> web.StreamRespo
     match = WORLD_PAGE.match(request.path)
     if match is None or request.method != "GET" or not wants_html(request):
         return await handler(request)
-    service = request.app[PLAYER_SERVICE]
+    service = service_of(request)
     world_id = match.group(1)
     try:
         service.world(world_id)
     except UnknownWorld as exc:
-        return web.json_response({"detail": str(exc)}, status=404)
+        return error(404, str(exc))
     return _page(service, world_id)
 
 
@@ -84,7 +83,7 @@ def _page(service: WorldService, world_id: str) -> web.Response:
 
 
 async def _root_page(request: web.Request) -> web.Response:
-    service = request.app[PLAYER_SERVICE]
+    service = service_of(request)
     return _page(service, service.settings.default_world.id)
 
 
@@ -102,17 +101,17 @@ def event_json(event: SceneEvent) -> dict[str, object]:
 
 
 async def _events(request: web.Request) -> web.StreamResponse:
-    service = request.app[PLAYER_SERVICE]
+    service = service_of(request)
     world_id = request.match_info["worldId"]
     path = request.query.get("path", "")
     try:
         subscription = service.subscribe(world_id, path)
     except UnknownWorld as exc:
-        return web.json_response({"detail": str(exc)}, status=404)
+        return error(404, str(exc))
     except InvalidBranch as exc:
-        return web.json_response({"detail": str(exc)}, status=422)
+        return error(422, str(exc))
     except ServiceError as exc:
-        return web.json_response({"detail": str(exc)}, status=400)
+        return error(400, str(exc))
 
     response = web.StreamResponse(
         headers={

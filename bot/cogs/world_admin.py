@@ -99,8 +99,7 @@ class WorldAdminCog(
     async def retry(self, interaction: discord.Interaction, path: str) -> None:
         world_id = await self._world_id(interaction)
         target = parse_path(path, self.bot.settings.generation.max_depth)
-        await self.bot.minting.retry_branch(interaction, world_id, target)
-        await self._audit(interaction, "retry", world_id, target)
+        await self.bot.minting.retry_branch(interaction, world_id, target)  # audits it
 
     @app_commands.command(description="Stop a branch being minted (nothing paid is lost)")
     @app_commands.describe(path="The branch, e.g. 0/2/1")

@@ -163,7 +163,10 @@ async def test_unhide_brings_the_scene_back_and_admin_actions_are_audited(world_
     assert "Minting started" in retried.response.content
     await mint_finished(world_env, world_service, "default", "1")
     nothing = await server.admin.slash(server.channel, "world cancel", path="1")
-    assert refusals(world_env) == [nothing.response.content]  # refused: not audited
+    again = await server.admin.slash(server.channel, "world retry", path="1")  # ready now
+    assert refusals(world_env) == [nothing.response.content]
+    assert "playing it now" in again.response.content
+    # neither changed anything, so neither is audited
     assert await audit(world_service) == [("hide", ""), ("unhide", ""), ("retry", "1")]
 
 

@@ -46,6 +46,7 @@ from tests.fixtures.world import (
 from tests.world.helpers import mint
 from web.api import KEY_REQUIRED
 from web.app import build_app
+from web.limits import ClaimRateLimit
 from web.openapi import SCHEMAS
 from world.models import Scene
 from world.providers.base import ProviderError
@@ -339,6 +340,17 @@ async def test_a_member_cap_applies_to_each_address_and_is_429_before_any_render
                 await wait_until_settled(service, "default", path)
     finally:
         await service.close()
+
+
+def test_a_full_rate_limit_table_forgets_the_least_recently_seen_address():
+    now = [0.0]
+    limit = ClaimRateLimit(1, clock=lambda: now[0], max_clients=2)
+    assert limit.check("a") is None and limit.check("b") is None
+    now[0] = 10.0
+    assert limit.check("a") == 50.0  # refused, and seen just now
+    assert limit.check("c") is None  # the table is full: "b" goes, not the busy "a"
+    assert limit.check("a") == 50.0, "a busy address keeps its window"
+    assert limit.check("b") is None  # forgotten, so it starts afresh (and "c" goes)
 
 
 # -- headers -------------------------------------------------------------------------

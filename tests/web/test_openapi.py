@@ -15,8 +15,8 @@ from web.app import build_app
 def api_routes() -> set[tuple[str, str]]:
     """(method, OpenAPI path) of every route web/api.py, web/maps.py and web/openapi.py add."""
     app = web.Application()
-    api.install(app, None)  # type: ignore[arg-type]
-    maps.install(app, None)  # type: ignore[arg-type]
+    api.install(app)
+    maps.install(app)
     openapi.install(app)
     routes = set()
     for route in app.router.routes():

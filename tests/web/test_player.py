@@ -54,11 +54,7 @@ EVENT_FIELDS = {
 
 
 def player_app(settings: Settings, service: WorldService) -> web.Application:
-    """The real app; the player installed here only if web/app.py does not do it (yet)."""
-    app = build_app(settings, service)
-    if "/" not in {resource.canonical for resource in app.router.resources()}:
-        player.install(app, service)
-    return app
+    return build_app(settings, service)
 
 
 @pytest.fixture
