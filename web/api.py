@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from web import player
 from web.common import error, service_of
 from world import paths
 from world.providers.base import ProviderError
@@ -191,7 +192,10 @@ async def get_world(request: web.Request) -> web.Response:
         world_id = _world_id(request)
     except ApiError as exc:
         return error(exc.status, exc.detail)
-    world = service_of(request).world(world_id)
+    service = service_of(request)
+    if player.wants_html(request):  # a browser navigating here: the player, on this world
+        return player.page(service, world_id)
+    world = service.world(world_id)
     return web.json_response(
         {
             "worldId": world.id,

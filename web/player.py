@@ -12,8 +12,6 @@ import contextlib
 import functools
 import html
 import json
-import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -24,19 +22,14 @@ from world.types import SceneEvent
 
 STATIC = Path(__file__).parent / "static"
 HEARTBEAT_SECONDS = 15.0
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-WORLD_PAGE = re.compile(r"^/worlds/([^/]+)/?$")
 
 
 def install(app: web.Application) -> None:
-    """Add the player page (`/`, `/worlds/{worldId}`), `/static/` and the SSE route.
+    """Add the player page at `/`, `/static/` and the SSE route.
 
-    `GET /worlds/{worldId}` is also the API's world JSON: a middleware serves the page only
-    to a browser navigating there (Accept starting with text/html), whichever is routed first.
+    `GET /worlds/{worldId}` is the API's world JSON; its handler (web/api.py) answers a
+    browser navigating there (`wants_html`) with this page instead.
     """
-    app.middlewares.append(_world_page)
     app.router.add_get("/", _root_page)
     app.router.add_get("/worlds/{worldId}/events", _events)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
@@ -48,26 +41,12 @@ def wants_html(request: web.Request) -> bool:
     return first.strip().lower().startswith("text/html")
 
 
-@web.middleware
-async def _world_page(request: web.Request, handler: Handler) -> web.StreamResponse:
-    match = WORLD_PAGE.match(request.path)
-    if match is None or request.method != "GET" or not wants_html(request):
-        return await handler(request)
-    service = service_of(request)
-    world_id = match.group(1)
-    try:
-        service.world(world_id)
-    except UnknownWorld as exc:
-        return error(404, str(exc))
-    return _page(service, world_id)
-
-
 @functools.cache
 def _template() -> str:
     return (STATIC / "player.html").read_text(encoding="utf-8")
 
 
-def _page(service: WorldService, world_id: str) -> web.Response:
+def page(service: WorldService, world_id: str) -> web.Response:
     """The page, with what the API's JSON does not say: whether minting needs a key, its cost."""
     template = _template()
     needs_key = service.provider(world_id).needs_key
@@ -84,7 +63,7 @@ def _page(service: WorldService, world_id: str) -> web.Response:
 
 async def _root_page(request: web.Request) -> web.Response:
     service = service_of(request)
-    return _page(service, service.settings.default_world.id)
+    return page(service, service.settings.default_world.id)
 
 
 def event_json(event: SceneEvent) -> dict[str, object]:
