@@ -35,7 +35,7 @@ from shared_world.mistakes import HostMistake, say
 from world import paths
 from world.quoting import quote
 from world.settings import Settings
-from world.types import ClaimOutcome, Credentials, Status
+from world.types import ChildState, ClaimOutcome, Credentials, Status
 
 if TYPE_CHECKING:  # imported when the command runs: `shared-world --help` stays quick
     from world.service import WorldService
@@ -267,7 +267,7 @@ async def count_to_make(service: WorldService, world_id: str, depth: int) -> tup
         if view.depth >= depth:
             continue
         for choice in view.choices:
-            if choice.state.value == Status.READY.value:
+            if choice.state is ChildState.READY:
                 stack.append(await service.view(world_id, choice.path))
             else:
                 to_make += subtree_size(paths.depth(choice.path), depth)
@@ -464,7 +464,7 @@ class Walk:
             if view.depth >= self._depth:
                 continue
             for choice in view.choices:
-                if choice.state.value == Status.READY.value:
+                if choice.state is ChildState.READY:
                     pending.append(choice.path)
                 else:
                     self._queue.append(choice.path)
@@ -514,8 +514,11 @@ class Walk:
         title = f" {quote(view.title, TITLE_CHARS)}" if view.title else ""
         self._display.finished(f"ready {_name(path)}{title}")
         if view.depth < self._depth:
-            for choice in view.choices:
-                await self._expand_or_queue(choice.path)
+            for choice in view.choices:  # their states are on this view: no read for new ones
+                if choice.state is ChildState.READY:
+                    await self._expand_or_queue(choice.path)
+                else:
+                    self._queue.append(choice.path)
 
     async def _render_cost(self, path: str) -> tuple[float, float | None]:
         """The estimate and reported cost of the branch's finished render (0 if resumed)."""
