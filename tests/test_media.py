@@ -13,7 +13,7 @@ import av
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from world import media
+from world import lettering, media
 from world.media import (
     PNG_SIGNATURE,
     VideoInfo,
@@ -298,7 +298,7 @@ def test_title_card_rejects_odd_sizes(tmp_path: Path) -> None:
 
 def test_long_titles_wrap_within_the_card(tmp_path: Path) -> None:
     text = "Chronoglyph " * 40 + "Supercalifragilisticexpialidocious" * 3
-    font, lines = media._fit_text(text, 280, max_lines=3, start_size=22)
+    font, lines = lettering.fit_text(text, 280, max_lines=3, start_size=22)
     assert 1 <= len(lines) <= 3
     assert all(font.getlength(line) <= 280 for line in lines)
     assert lines[-1].endswith("…")

@@ -23,15 +23,20 @@ from pathlib import Path
 
 import av
 import av.error
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
+
+from world.lettering import (
+    MIN_FONT_SIZE,
+    fit_text,
+    line_height,
+    load_font,
+    text_width,
+    with_ellipsis,
+)
 
 log = logging.getLogger(__name__)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_ELLIPSIS = "…"
-_MIN_FONT_SIZE = 8
-
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
 @dataclass(frozen=True)
@@ -415,7 +420,7 @@ class _Scene:
             text_width,
             width,
             max_lines=2 if choices else 3,
-            size=max(_MIN_FONT_SIZE, height // 8),
+            size=max(MIN_FONT_SIZE, height // 8),
             fill=_TEXT,
             shadow=shadow,
         )
@@ -426,7 +431,7 @@ class _Scene:
                 text_width,
                 width,
                 max_lines=2,
-                size=max(_MIN_FONT_SIZE, height // 15),
+                size=max(MIN_FONT_SIZE, height // 15),
                 fill=_SUBTEXT,
                 shadow=shadow,
             )
@@ -646,12 +651,12 @@ def _text_sprite(
     shadow: int,
 ) -> _Sprite:
     """`text` wrapped and centred across the frame on a faint scrim, with a drop shadow."""
-    font, lines = _fit_text(text, max_width, max_lines=max_lines, start_size=size)
-    line_h = _line_height(font)
+    font, lines = fit_text(text, max_width, max_lines=max_lines, start_size=size)
+    line_h = line_height(font)
     pad = max(1, line_h // 5)
     layer = Image.new("RGBA", (frame_width, line_h * len(lines) + 2 * pad), (*fill, 0))
     draw = ImageDraw.Draw(layer)
-    widest = max((_text_width(font, line) for line in lines), default=0)
+    widest = max((text_width(font, line) for line in lines), default=0)
     left = max(0, round((frame_width - widest) / 2) - 2 * pad)
     draw.rounded_rectangle(
         (left, 0, frame_width - 1 - left, layer.height - 1),
@@ -659,7 +664,7 @@ def _text_sprite(
         fill=(0, 0, 0, _SCRIM_ALPHA),
     )
     for number, line in enumerate(lines):
-        x = (frame_width - _text_width(font, line)) / 2
+        x = (frame_width - text_width(font, line)) / 2
         y = pad + number * line_h
         draw.text((x + shadow, y + shadow), line, font=font, fill=(0, 0, 0, 220))
         draw.text((x, y), line, font=font, fill=(*fill, 255))
@@ -677,8 +682,8 @@ def _choice_sprites(
     """One numbered pill per choice, stacked up from the bottom margin, centred."""
     if not choices:
         return ()
-    font = _load_font(max(_MIN_FONT_SIZE, height // 16))
-    line_h = _line_height(font)
+    font = load_font(max(MIN_FONT_SIZE, height // 16))
+    line_h = line_height(font)
     pad = max(2, height // 90)
     pill_h = line_h + 2 * pad
     disc = line_h
@@ -688,9 +693,9 @@ def _choice_sprites(
     sprites = []
     for number, label in enumerate(choices, 1):
         text = " ".join(label.split())
-        if _text_width(font, text) > text_room:
-            text = _with_ellipsis(text, font, text_room)
-        pill_w = min(max_width, round(disc + 4 * pad + _text_width(font, text)))
+        if text_width(font, text) > text_room:
+            text = with_ellipsis(text, font, text_room)
+        pill_w = min(max_width, round(disc + 4 * pad + text_width(font, text)))
         layer = Image.new("RGBA", (pill_w, pill_h), (*_PILL, 0))
         draw = ImageDraw.Draw(layer)
         draw.rounded_rectangle(
@@ -699,76 +704,12 @@ def _choice_sprites(
         draw.ellipse((pad, pad, pad + disc - 1, pad + disc - 1), fill=(*accent, 255))
         digit = str(number)
         baseline = pad + line_h * 0.05
-        digit_x = pad + (disc - _text_width(font, digit)) / 2
+        digit_x = pad + (disc - text_width(font, digit)) / 2
         draw.text((digit_x, baseline), digit, font=font, fill=(*_PILL, 255))
         draw.text((disc + 3 * pad, baseline), text, font=font, fill=(*_TEXT, 255))
         y = top + (number - 1) * (pill_h + gap)
         sprites.append(_Sprite.of(layer, (frame_width - pill_w) // 2, y))
     return tuple(sprites)
-
-
-def _load_font(size: int) -> Font:
-    return ImageFont.load_default(size=size)
-
-
-def _text_width(font: Font, text: str) -> float:
-    return font.getlength(text)
-
-
-def _line_height(font: Font) -> int:
-    _left, top, _right, bottom = font.getbbox("Ag")
-    return int((bottom - top) * 1.3) + 1
-
-
-def _fit_text(
-    text: str, max_width: int, *, max_lines: int, start_size: int
-) -> tuple[Font, list[str]]:
-    """Wrap `text` to `max_width`, shrinking the font until it fits in `max_lines`.
-
-    At the smallest size the text is cut after `max_lines` lines with an ellipsis.
-    """
-    size = start_size
-    while True:
-        font = _load_font(size)
-        lines = _wrap(text, font, max_width)
-        if len(lines) <= max_lines or size <= _MIN_FONT_SIZE:
-            break
-        size = max(_MIN_FONT_SIZE, size - max(1, size // 8))
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        lines[-1] = _with_ellipsis(lines[-1], font, max_width)
-    return font, lines
-
-
-def _with_ellipsis(line: str, font: Font, max_width: int) -> str:
-    candidate = line.rstrip()
-    while candidate and _text_width(font, candidate + _ELLIPSIS) > max_width:
-        candidate = candidate[:-1].rstrip()
-    return candidate + _ELLIPSIS
-
-
-def _wrap(text: str, font: Font, max_width: int) -> list[str]:
-    """Greedy word wrap; words wider than a line are broken between characters."""
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        candidate = f"{current} {word}" if current else word
-        if _text_width(font, candidate) <= max_width:
-            current = candidate
-            continue
-        if current:
-            lines.append(current)
-        current = ""
-        while _text_width(font, word) > max_width and len(word) > 1:
-            cut = len(word) - 1
-            while cut > 1 and _text_width(font, word[:cut]) > max_width:
-                cut -= 1
-            lines.append(word[:cut])
-            word = word[cut:]
-        current = word
-    if current:
-        lines.append(current)
-    return lines
 
 
 # --------------------------------------------------------------------------- last frame

@@ -20,14 +20,14 @@ import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from world import paths
+from world.lettering import Font, cut_to_lines, fit_line, load_font, text_width, wrap
 from world.models import Scene
 from world.types import Status
 
@@ -302,36 +302,21 @@ class MapLayout:
         return self.at(path).r + RING_GAP + RING_WIDTH // 2
 
 
-@lru_cache(maxsize=8)
-def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size)
+def font(size: int) -> Font:
+    return load_font(size)
 
 
 def _text_width(text: str, size: int) -> float:
-    return font(size).getlength(text)
+    return text_width(load_font(size), text)
 
 
 def _fit(text: str, size: int, width: float) -> str:
     """The text, cut with an ellipsis to fit `width` pixels."""
-    if _text_width(text, size) <= width:
-        return text
-    while text and _text_width(text + "…", size) > width:
-        text = text[:-1]
-    return text.rstrip() + "…" if text else ""
+    return fit_line(text, load_font(size), width)
 
 
 def _wrap(text: str, size: int, width: float, lines: int = 2) -> tuple[str, ...]:
-    words = text.split()
-    out: list[str] = []
-    while words and len(out) < lines:
-        line = words.pop(0)
-        while words and _text_width(f"{line} {words[0]}", size) <= width:
-            line = f"{line} {words.pop(0)}"
-        if len(out) == lines - 1 and words:
-            line = _fit(f"{line} {' '.join(words)}", size, width)
-            words = []
-        out.append(_fit(line, size, width))
-    return tuple(line for line in out if line)
+    return tuple(cut_to_lines(wrap(text, load_font(size), width), load_font(size), width, lines))
 
 
 def layout(tree: MapTree) -> MapLayout:
