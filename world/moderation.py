@@ -42,15 +42,15 @@ HIDDEN_DETAIL = "This scene was removed by the admins; it can be made again."
 MAX_REASON_CHARS = 300
 PURGE_BATCH = 100  # hidden clips deleted per sweep at most
 
-# What a hidden scene was: moved into the snapshot on hide, put back on unhide.
+# What a hidden scene was, put back on unhide: its stored files are hidden_clips' own
+# columns (the sweep deletes by them), the rest is moved into the snapshot.
+KEY_COLUMNS = ("asset_key", "poster_key")
 SNAPSHOT_COLUMNS = (
     "title",
     "narration",
     "video_prompt",
     "choices",
     "state_summary",
-    "asset_key",
-    "poster_key",
     "asset_bytes",
     "provider",
     "provider_job_id",
@@ -58,6 +58,7 @@ SNAPSHOT_COLUMNS = (
 )
 # A hidden row reads like a pending one to the claim and the pipeline: nothing to resume.
 _CLEARED: dict[str, Any] = {
+    **{name: None for name in KEY_COLUMNS},
     **{name: None for name in SNAPSHOT_COLUMNS if name not in ("provider", "progress")},
     "progress": 0,
     "render_attempt": None,
@@ -289,8 +290,8 @@ class Moderation:
                     world_id=world_id,
                     scene_id=scene.id,
                     path=path,
-                    asset_key=snapshot["asset_key"],
-                    poster_key=snapshot["poster_key"],
+                    asset_key=scene.asset_key,
+                    poster_key=scene.poster_key,
                     snapshot=snapshot,
                     reason=reason,
                     hidden_by=actor,
@@ -365,6 +366,7 @@ class Moderation:
             raise ModerationRefused(gone)
         now = self._clock()
         restored = {name: hidden.snapshot.get(name) for name in SNAPSHOT_COLUMNS}
+        restored.update({name: getattr(hidden, name) for name in KEY_COLUMNS})
         async with self._db.transaction() as session:
             claimed = await session.execute(
                 update(HiddenClip)
